@@ -1,0 +1,1 @@
+"""The execution engine: one coordinator actor per run, one actor per block."""

@@ -1,0 +1,95 @@
+"""The block actor: runs one block (with its retries) and tells the coordinator."""
+
+import json
+import logging
+import random
+import time
+
+import pykka
+
+from server.errors import BlockError
+from .context import BlockCancelled, BlockContext
+from .messages import BlockChunk, BlockDone, RunBlock
+
+log = logging.getLogger(__name__)
+
+STDOUT_LIMIT = 64 * 1024
+
+
+class BlockActor(pykka.ThreadingActor):
+    use_daemon_thread = True  # a stuck block must never keep the process alive
+
+    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id):
+        super().__init__()
+        self.coordinator = coordinator
+        self.block_type = block_type
+        self.services = services
+        self.settings = settings
+        self.workspace = workspace
+        self.execution_id = execution_id
+
+    def on_receive(self, message):
+        if isinstance(message, RunBlock):
+            try:
+                done = self._run(message)
+            finally:
+                self.stop()
+            self._tell(done)
+
+    def _tell(self, message):
+        try:
+            self.coordinator.tell(message)
+        except pykka.ActorDeadError:
+            pass  # the run already ended; nobody wants this any more
+
+    def _run(self, msg: RunBlock) -> BlockDone:
+        attempts = 0
+        error = None
+        stdout = None
+        while True:
+            attempts += 1
+            ctx = BlockContext(
+                block_id=msg.block_id, block_type=msg.block_type, config=msg.config,
+                inputs=msg.inputs, variables=msg.variables, trigger=msg.trigger,
+                settings=self.settings, services=self.services,
+                emit=lambda chunk, b=msg.block_id: self._tell(BlockChunk(b, _frozen_json(chunk))),
+                cancelled=msg.cancelled,
+                deadline=time.monotonic() + msg.timeout if msg.timeout else None,
+                workspace=self.workspace, execution_id=self.execution_id,
+            )
+            try:
+                output = _frozen_json(self.block_type.run(ctx))
+                return BlockDone(msg.block_id, True, output, None, attempts, _clip(ctx.stdout))
+            except BlockCancelled:
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts,
+                                 _clip(ctx.stdout), cancelled=True)
+            except BlockError as exc:
+                error = exc.message
+            except Exception as exc:  # a bug in a block type must fail the block, not the run's actor
+                log.exception("block %s crashed", msg.block_id)
+                error = f"{type(exc).__name__}: {exc}"
+            stdout = _clip(ctx.stdout)
+            if msg.cancelled.is_set():
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout, cancelled=True)
+            if attempts > msg.retries:
+                return BlockDone(msg.block_id, False, None, error, attempts, stdout)
+            # Exponential backoff with jitter, woken early by a cancel.
+            delay = msg.retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
+            if msg.cancelled.wait(delay):
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout, cancelled=True)
+
+
+def _frozen_json(value):
+    """A deep copy through JSON: proves the value is JSON and shares nothing with the block."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BlockError(f"block output is not JSON-serialisable: {exc}") from None
+
+
+def _clip(text):
+    if text is None:
+        return None
+    if len(text) > STDOUT_LIMIT:
+        return text[:STDOUT_LIMIT] + "\n[stdout truncated]"
+    return text

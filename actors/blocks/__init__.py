@@ -1,0 +1,45 @@
+"""The block type registry: one entry per type, with its config check and its run."""
+
+import dataclasses
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockType:
+    """A kind of block.
+
+    `check(config)` returns a list of (key, message) problems with a saved
+    config; `run(ctx)` returns the block's output or raises BlockError.
+    `trigger` types start runs (starter, webhook). Keys in `raw_keys` are not
+    rendered before the run (the agent renders its tools per call).
+    """
+    name: str
+    check: Callable[[dict], list]
+    run: Callable[[Any], Any]
+    trigger: bool = False
+    raw_keys: frozenset = frozenset()
+
+
+class Registry:
+    def __init__(self, types=()):
+        self._types = {t.name: t for t in types}
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name in self._types
+
+    def __getitem__(self, name) -> BlockType:
+        return self._types[name]
+
+    def names(self):
+        return sorted(self._types)
+
+    def extended(self, *types) -> "Registry":
+        """A new registry with `types` added (tests add their own this way)."""
+        return Registry(list(self._types.values()) + list(types))
+
+
+def default_registry() -> Registry:
+    """The types the server ships."""
+    from . import agent, code, condition, http, llm, response, starter, webhook
+    return Registry([starter.TYPE, webhook.TYPE, response.TYPE, condition.TYPE,
+                     code.TYPE, http.TYPE, llm.TYPE, agent.TYPE])

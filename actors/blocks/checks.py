@@ -1,0 +1,58 @@
+"""Small config checks shared by the block types. Each returns (key, message) pairs."""
+
+COMMON_KEYS = ("timeout", "retries", "retry_delay", "continue_on_error")
+
+
+def is_template(value):
+    return isinstance(value, str) and "{{" in value
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def common(config):
+    """Checks for the keys every block type accepts."""
+    problems = []
+    timeout = config.get("timeout")
+    if timeout is not None and not is_template(timeout) and not (is_number(timeout) and timeout > 0):
+        problems.append(("timeout", "timeout must be a positive number of seconds"))
+    retries = config.get("retries")
+    if retries is not None and not is_template(retries) and not (
+            isinstance(retries, int) and not isinstance(retries, bool) and 0 <= retries <= 100):
+        problems.append(("retries", "retries must be an integer from 0 to 100"))
+    delay = config.get("retry_delay")
+    if delay is not None and not is_template(delay) and not (is_number(delay) and delay >= 0):
+        problems.append(("retry_delay", "retry_delay must be a number of seconds >= 0"))
+    coe = config.get("continue_on_error")
+    if coe is not None and not isinstance(coe, bool):
+        problems.append(("continue_on_error", "continue_on_error must be true or false"))
+    return problems
+
+
+def string(config, key, required=False):
+    value = config.get(key)
+    if value is None:
+        return [(key, f"{key} is required")] if required else []
+    if not isinstance(value, str) or (required and not value.strip()):
+        return [(key, f"{key} must be a non-empty string" if required else f"{key} must be a string")]
+    return []
+
+
+def number(config, key, minimum=None, integer=False):
+    value = config.get(key)
+    if value is None or is_template(value):
+        return []
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else is_number(value)
+    if not ok or (minimum is not None and value < minimum):
+        kind = "an integer" if integer else "a number"
+        bound = f" >= {minimum}" if minimum is not None else ""
+        return [(key, f"{key} must be {kind}{bound}")]
+    return []
+
+
+def mapping(config, key):
+    value = config.get(key)
+    if value is None or is_template(value) or isinstance(value, dict):
+        return []
+    return [(key, f"{key} must be an object")]

@@ -1,0 +1,10 @@
+"""webhook: where a webhook run begins. Output is the call: body, headers, query, method."""
+
+from . import BlockType, checks
+
+
+def run(ctx):
+    return ctx.trigger
+
+
+TYPE = BlockType("webhook", checks.common, run, trigger=True)

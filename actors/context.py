@@ -1,0 +1,72 @@
+"""What a block type's `run` function is given: its inputs and a way out."""
+
+import threading
+import time
+
+from server.errors import BlockError
+
+
+class BlockCancelled(BlockError):
+    """The run was cancelled (failure elsewhere, run timeout, shutdown, delete)."""
+
+
+class BlockTimeout(BlockError):
+    """The block ran past its own `timeout`."""
+
+
+class BlockContext:
+    """Everything one attempt of one block may use.
+
+    `config` is already rendered (templates resolved); `inputs` maps each
+    ancestor block id to its output; `emit(chunk)` sends partial output to
+    stream watchers; `cancelled` is set when the run no longer wants the
+    result; `deadline` is a `time.monotonic()` instant or None.
+    A block fails by raising `BlockError(message)`; it sets `stdout` to keep
+    printed text in its log.
+    """
+
+    def __init__(self, *, block_id, block_type, config, inputs, variables, trigger=None,
+                 settings=None, services=None, emit=None, cancelled=None, deadline=None,
+                 workspace=None, execution_id=None):
+        self.block_id = block_id
+        self.block_type = block_type
+        self.config = config
+        self.inputs = inputs
+        self.variables = variables
+        self.trigger = trigger
+        self.settings = settings
+        self.services = services or {}
+        self.workspace = workspace
+        self.execution_id = execution_id
+        self._emit = emit
+        self.cancelled = cancelled or threading.Event()
+        self.deadline = deadline
+        self.stdout = None
+
+    def emit(self, chunk):
+        """Send partial output (a token, a step) to whoever watches the run."""
+        if self._emit is not None:
+            self._emit(chunk)
+
+    def remaining(self, cap=None):
+        """Seconds left before the deadline (None: no deadline), at most `cap`."""
+        if self.deadline is None:
+            return cap
+        left = max(0.0, self.deadline - time.monotonic())
+        return left if cap is None else min(left, cap)
+
+    def check(self):
+        """Raise if the run was cancelled or the block's time is up."""
+        if self.cancelled.is_set():
+            raise BlockCancelled("cancelled")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise BlockTimeout(self.timeout_message())
+
+    def wait(self, seconds):
+        """Sleep up to `seconds`, waking early (and raising) on cancel or deadline."""
+        limit = self.remaining(seconds)
+        self.cancelled.wait(limit)
+        self.check()
+
+    def timeout_message(self):
+        return f"block '{self.block_id}' timed out"

@@ -1,0 +1,299 @@
+"""The coordinator: one actor per run. It alone decides, persists and publishes.
+
+It starts one block actor per block when that block is ready, hands it the
+block's rendered config, and hears back by `tell`. Every decision's writes and
+events are flushed together to the writer, which commits them and only then
+publishes the events (through the bridge) to whoever watches the run.
+"""
+
+import json
+import logging
+import threading
+import time
+
+import pykka
+
+from models.base import utcnow
+from models.journal import apply as apply_journal
+from server.errors import BlockError
+from . import dag
+from .block import BlockActor
+from .messages import BlockChunk, BlockDone, Cancel, RunBlock
+from .templates import Scope, render
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("execution_completed", "error")
+STOPPED_MESSAGE = "server stopped before the run finished"
+
+
+class Engine:
+    """What every coordinator shares: registry, writer, timers, services, settings."""
+
+    def __init__(self, *, registry, writer, timers, settings, owner, publish, services=None):
+        self.registry = registry
+        self.writer = writer
+        self.timers = timers
+        self.settings = settings
+        self.owner = owner
+        self.publish = publish  # publish(execution_id, events, result): from the writer thread
+        self.services = services if services is not None else {}
+
+
+class Coordinator(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, plan, engine: Engine):
+        super().__init__()
+        self.plan = plan
+        self.engine = engine
+        self.graph = plan.graph
+        self.state = dag.RunState(plan.graph)
+        self.seq = 0
+        self.log_seq = 0
+        self.ops = []
+        self.events = []
+        self.result = None
+        self.over = False
+        self.actors = {}
+        self.cancel_events = {}
+        self.started = {}
+        self.config_of = {}
+        self.t0 = time.monotonic()
+        self.timer = None
+        self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def on_start(self):
+        plan = self.plan
+        self.timer = self.engine.timers.call_later(
+            plan.timeout, self._tell_self,
+            Cancel("timeout", f"execution timed out after {plan.timeout:g}s"))
+        self.ops.append(("run", {
+            "id": plan.execution_id, "workflow": plan.workflow_id, "workspace": plan.workspace,
+            "status": "running", "trigger": plan.trigger, "variables": plan.variables,
+            "output": None, "error": None, "error_block": None, "owner": self.engine.owner,
+            "started_at": utcnow(), "finished_at": None, "duration_ms": None,
+        }))
+        self._event({"type": "execution_started", "execution_id": plan.execution_id,
+                     "workflow_id": plan.workflow_id})
+        ready, skipped = dag.start(self.state, plan.entries)
+        self._decide(ready, skipped)
+        self._flush()
+
+    def on_receive(self, message):
+        if self.over:
+            return
+        if isinstance(message, BlockDone):
+            self._block_done(message)
+        elif isinstance(message, BlockChunk):
+            if self.state.status.get(message.block_id) == dag.RUNNING:
+                self._event({"type": "block_chunk", "block_id": message.block_id,
+                             "chunk": message.chunk}, persist=False)
+        elif isinstance(message, Cancel):
+            status = {"timeout": "timeout", "cancelled": "cancelled"}.get(message.reason, "failed")
+            self._end(status, message.message, code="EXECUTION_TIMEOUT" if status == "timeout" else None)
+        self._flush()
+
+    def on_failure(self, exc_type, exc_value, tb):
+        # A bug in the coordinator must still end the run, not leave it hanging.
+        if not self.over:
+            self._end("failed", f"internal error: {exc_type.__name__}: {exc_value}")
+            self._flush()
+
+    def on_stop(self):
+        if self.timer is not None:
+            self.timer.cancel()
+        for ref in self.actors.values():
+            _stop_quietly(ref)
+
+    def _tell_self(self, message):
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    # -- decisions -----------------------------------------------------------
+
+    def _decide(self, ready, skipped):
+        for block_id in skipped:
+            self._skip(block_id)
+        for block_id in ready:
+            self._launch(block_id)
+        if not self.over and dag.is_over(self.state):
+            output = dag.run_output(self.state, self.responses)
+            self._end("completed", None, output=output)
+
+    def _skip(self, block_id):
+        block = self.graph.blocks[block_id]
+        self.log_seq += 1
+        self.ops.append(("log", _log_row(self.plan.execution_id, self.log_seq, block, "skipped")))
+        self._event({"type": "block_skipped", "block_id": block_id, "block_type": block["type"]})
+
+    def _launch(self, block_id):
+        if self.over:
+            return
+        block = self.graph.blocks[block_id]
+        block_type = self.engine.registry[block["type"]]
+        self.log_seq += 1
+        self.started[block_id] = time.monotonic()
+        row = _log_row(self.plan.execution_id, self.log_seq, block, "running")
+        row["started_at"] = utcnow()
+        try:
+            config = render(block["config"], self._scope(block_id), skip_keys=block_type.raw_keys)
+            timeout, retries, delay = _limits(config)
+        except BlockError as exc:
+            row["input"] = block["config"]
+            self.ops.append(("log", row))
+            self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})
+            self._block_done(BlockDone(block_id, False, None, exc.message, 0, None))
+            return
+        row["input"] = config
+        self.config_of[block_id] = config
+        self.ops.append(("log", row))
+        self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})
+        cancelled = threading.Event()
+        self.cancel_events[block_id] = cancelled
+        ref = BlockActor.start(self.actor_ref, block_type, self.engine.services, self.engine.settings,
+                               self.plan.workspace, self.plan.execution_id)
+        self.actors[block_id] = ref
+        ref.tell(RunBlock(
+            block_id=block_id, block_type=block["type"], config=config,
+            inputs=self._inputs(block_id), variables=self.plan.variables,
+            trigger=self.plan.trigger_payload, timeout=timeout, retries=retries,
+            retry_delay=delay, cancelled=cancelled))
+
+    def _block_done(self, msg: BlockDone):
+        if self.state.status.get(msg.block_id) != dag.RUNNING:
+            return
+        self.actors.pop(msg.block_id, None)
+        self.cancel_events.pop(msg.block_id, None)
+        block = self.graph.blocks[msg.block_id]
+        took = _ms(time.monotonic() - self.started.get(msg.block_id, time.monotonic()))
+        fields = {"finished_at": utcnow(), "duration_ms": took, "attempts": msg.attempts,
+                  "stdout": msg.stdout}
+        if msg.ok:
+            fields.update(status="completed", output=msg.output)
+            self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))
+            self._event({"type": "block_completed", "block_id": msg.block_id,
+                         "block_type": block["type"], "output": msg.output, "duration_ms": took})
+            self._decide(*dag.finished(self.state, msg.block_id, dag.COMPLETED, msg.output))
+            return
+        error = msg.error or "failed"
+        continues = bool(self.config_of.get(msg.block_id, {}).get("continue_on_error"))
+        output = {"error": error} if continues else None
+        fields.update(status="failed", error=error, output=output)
+        self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))
+        self._event({"type": "block_failed", "block_id": msg.block_id,
+                     "block_type": block["type"], "error": error, "duration_ms": took})
+        if continues:
+            self._decide(*dag.finished(self.state, msg.block_id, dag.FAILED, output,
+                                       continue_on_error=True))
+        else:
+            dag.finished(self.state, msg.block_id, dag.FAILED)
+            self._end("failed", f"block '{msg.block_id}' failed: {error}", block_id=msg.block_id)
+
+    def _end(self, status, error, output=None, block_id=None, code=None):
+        if self.over:
+            return
+        self.over = True
+        now = utcnow()
+        for running in dag.cancel_rest(self.state):
+            event = self.cancel_events.pop(running, None)
+            if event is not None:
+                event.set()
+            took = _ms(time.monotonic() - self.started.get(running, time.monotonic()))
+            self.ops.append(("log_update", self.plan.execution_id, running, {
+                "status": "cancelled", "finished_at": now, "duration_ms": took,
+                "error": error or "cancelled"}))
+        duration = _ms(time.monotonic() - self.t0)
+        eid = self.plan.execution_id
+        self.ops.append(("run_update", eid, {
+            "status": status, "output": output, "error": error, "error_block": block_id,
+            "finished_at": now, "duration_ms": duration}))
+        if status == "completed":
+            self._event({"type": "execution_completed", "execution_id": eid,
+                         "output": output, "duration_ms": duration})
+        else:
+            event = {"type": "error", "error": error, "execution_id": eid}
+            if block_id is not None:
+                event["block_id"] = block_id
+            if code is not None:
+                event["error_code"] = code
+            self._event(event)
+        self.result = {"status": status, "output": output, "error": error,
+                       "block_id": block_id, "duration_ms": duration}
+        if self.timer is not None:
+            self.timer.cancel()
+        for ref in self.actors.values():
+            _stop_quietly(ref)
+        _stop_quietly(self.actor_ref)
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _scope(self, block_id):
+        graph = self.graph
+        skipped = {b for b, s in self.state.status.items() if s == dag.SKIPPED}
+        return Scope(block_id, self.plan.variables, self.state.outputs, graph.blocks,
+                     lambda other: graph.is_ancestor(other, block_id), skipped)
+
+    def _inputs(self, block_id):
+        graph = self.graph
+        return {b: out for b, out in self.state.outputs.items() if graph.is_ancestor(b, block_id)}
+
+    def _event(self, event, persist=True):
+        self.seq += 1
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        self.events.append((self.seq, event, text))
+        if persist:
+            self.ops.append(("event", {"execution": self.plan.execution_id, "seq": self.seq,
+                                       "data": text}))
+
+    def _flush(self):
+        if not self.ops and not self.events:
+            return
+        ops, events, result = self.ops, tuple(self.events), self.result
+        self.ops, self.events, self.result = [], [], None
+        eid, publish = self.plan.execution_id, self.engine.publish
+
+        def done(_, error):
+            if error is not None:
+                log.error("could not store run %s: %s", eid, error)
+            publish(eid, events, result)
+
+        self.engine.writer.submit(apply_journal if ops else None, (ops,) if ops else (), done)
+
+
+def _log_row(execution_id, seq, block, status):
+    return {"execution": execution_id, "seq": seq, "block_id": block["id"],
+            "block_type": block["type"], "status": status, "started_at": None,
+            "finished_at": None, "duration_ms": None, "input": None, "output": None,
+            "error": None, "attempts": 0, "stdout": None}
+
+
+def _limits(config):
+    """(timeout, retries, retry_delay) from a rendered config, checked."""
+    timeout = config.get("timeout")
+    retries = config.get("retries", 0) or 0
+    delay = config.get("retry_delay", 1.0)
+    try:
+        timeout = float(timeout) if timeout not in (None, "") else None
+        retries = int(retries)
+        delay = float(delay) if delay is not None else 1.0
+    except (TypeError, ValueError):
+        raise BlockError("timeout, retries and retry_delay must be numbers")
+    if (timeout is not None and timeout <= 0) or retries < 0 or delay < 0:
+        raise BlockError("timeout must be > 0, retries and retry_delay >= 0")
+    return timeout, min(retries, 100), delay
+
+
+def _ms(seconds):
+    return int(round(seconds * 1000))
+
+
+def _stop_quietly(ref):
+    try:
+        ref.stop(block=False)
+    except pykka.ActorDeadError:
+        pass

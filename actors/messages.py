@@ -1,0 +1,45 @@
+"""Messages between actors. All frozen: once sent, nobody changes them."""
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RunBlock:
+    """Coordinator -> block actor: run once (with retries) and tell me the result."""
+    block_id: str
+    block_type: str
+    config: Any            # rendered
+    inputs: Any            # ancestor outputs by id
+    variables: Any
+    trigger: Any
+    timeout: float | None
+    retries: int
+    retry_delay: float
+    cancelled: Any         # threading.Event shared with the coordinator: the cancel signal
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockDone:
+    """Block actor -> coordinator: the block ended."""
+    block_id: str
+    ok: bool
+    output: Any
+    error: str | None
+    attempts: int
+    stdout: str | None
+    cancelled: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockChunk:
+    """Block actor -> coordinator: partial output while the block runs."""
+    block_id: str
+    chunk: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    """Anyone -> coordinator: end the run now. reason: timeout, cancelled or shutdown."""
+    reason: str
+    message: str

@@ -1,0 +1,38 @@
+"""What a run needs before it starts: a graph snapshot, its entries and its variables."""
+
+import dataclasses
+from typing import Any
+
+from server.errors import ValidationError
+from .blocks.starter import apply_inputs
+from .dag import Graph
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    execution_id: str
+    workflow_id: str
+    workspace: str
+    graph: Graph
+    entries: tuple
+    variables: Any
+    trigger: str            # api, stream or webhook
+    trigger_payload: Any    # the webhook call, for webhook runs
+    timeout: float
+
+
+def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
+             timeout, webhook_block=None, trigger_payload=None) -> RunPlan:
+    """Check a run can start and freeze what it will see. Raises ValidationError."""
+    if webhook_block is not None:
+        entries = (webhook_block,)
+    else:
+        starters = [b for b in blocks if b["type"] == "starter"]
+        if not starters:
+            raise ValidationError("workflow has no starter block to execute from",
+                                  details=[{"path": "blocks", "message": "no block of type starter"}])
+        variables = apply_inputs(starters, variables)
+        entries = tuple(b["id"] for b in starters)
+    return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
+                   graph=Graph.build(blocks, edges), entries=entries, variables=variables,
+                   trigger=trigger, trigger_payload=trigger_payload, timeout=timeout)

@@ -1,0 +1,111 @@
+"""Pure template rendering: {{ block_id.path }}, {{ variables.name }}, list indexes.
+
+A string that is exactly one reference takes the referenced value with its
+JSON type; a reference inside longer text is rendered as text (strings as
+they are, anything else as compact JSON).
+"""
+
+import json
+import re
+
+from server.errors import BlockError
+
+REF = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_MISSING = object()
+
+
+class Scope:
+    """The names a block's templates may use: its upstream outputs and the variables.
+
+    `upstream(block_id)` answers whether a block is an ancestor; `skipped`
+    holds upstream blocks that were skipped (they resolve to null).
+    """
+
+    def __init__(self, block_id, variables, outputs, known, upstream, skipped=frozenset(), extra=None):
+        self.block_id = block_id
+        self.variables = variables
+        self.outputs = outputs
+        self.known = known
+        self.upstream = upstream
+        self.skipped = skipped
+        self.extra = extra or {}
+
+    def resolve(self, ref: str):
+        if not ref:
+            raise BlockError("empty template reference {{ }}")
+        parts = ref.split(".")
+        root, path = self._root(parts, ref)
+        if root is None:
+            return None
+        value = root
+        for depth, part in enumerate(path):
+            value = _step(value, part)
+            if value is _MISSING:
+                walked = ".".join(parts[:len(parts) - len(path) + depth + 1])
+                raise BlockError(f"template {{{{ {ref} }}}}: '{walked}' does not exist")
+        return value
+
+    def _root(self, parts, ref):
+        head = parts[0]
+        if head == "variables":
+            return self.variables, parts[1:]
+        if head in self.extra:
+            return self.extra[head], parts[1:]
+        # Block ids may contain dots: the longest known prefix wins.
+        for cut in range(len(parts), 0, -1):
+            block_id = ".".join(parts[:cut])
+            if block_id in self.known:
+                if not self.upstream(block_id):
+                    raise BlockError(f"template {{{{ {ref} }}}}: block '{block_id}' is not upstream "
+                                     f"of '{self.block_id}'")
+                if block_id in self.skipped or block_id not in self.outputs:
+                    return None, []
+                return self.outputs[block_id], parts[cut:]
+        raise BlockError(f"template {{{{ {ref} }}}}: no block or name '{head}'")
+
+
+def _step(value, part):
+    if isinstance(value, dict):
+        return value.get(part, _MISSING)
+    if isinstance(value, list) and part.lstrip("-").isdigit():
+        index = int(part)
+        if -len(value) <= index < len(value):
+            return value[index]
+    return _MISSING
+
+
+def as_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def render(value, scope: Scope, skip_keys=frozenset()):
+    """Render every string inside `value` (dicts, lists, nested). Returns a new value."""
+    if isinstance(value, str):
+        return render_string(value, scope)
+    if isinstance(value, dict):
+        return {k: (v if k in skip_keys else render(v, scope)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, scope) for v in value]
+    return value
+
+
+def render_string(text: str, scope: Scope):
+    if "{{" not in text:
+        return text
+    whole = REF.fullmatch(text)
+    if whole and "{{" not in whole.group(1):
+        return scope.resolve(whole.group(1))
+    return REF.sub(lambda m: as_text(scope.resolve(m.group(1))), text)
+
+
+def references(value):
+    """Every reference inside `value` (for tests and diagnostics)."""
+    if isinstance(value, str):
+        return [m.group(1) for m in REF.finditer(value)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in references(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in references(v)]
+    return []

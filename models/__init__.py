@@ -1,0 +1,1 @@
+"""Peewee models and the queries that read them. Writes go through `models.writer`."""

@@ -1,0 +1,54 @@
+"""The database proxy every model binds to, and the field types they share."""
+
+import datetime
+import json
+import secrets
+import uuid
+
+import peewee
+
+database = peewee.DatabaseProxy()
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now, millisecond precision (what we store and show)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: datetime.datetime | None) -> str | None:
+    """`2026-11-29T08:30:00.123Z`, or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite may hand back text for computed columns
+        value = datetime.datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_token(nbytes=24) -> str:
+    """Random, URL-safe; 24 bytes give 32 characters."""
+    return secrets.token_urlsafe(nbytes)
+
+
+class JSONField(peewee.TextField):
+    """Any JSON value, stored as text (portable across SQLite and PostgreSQL)."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False

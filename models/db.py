@@ -1,0 +1,68 @@
+"""Open the database named by a URL, and bring its schema up to date.
+
+SQLite runs in WAL mode with a busy timeout, and every transaction begins
+IMMEDIATE: a deferred transaction that reads then writes loses to "database is
+locked" when two writers meet. PostgreSQL comes through the same URL setting.
+"""
+
+import os
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import connect
+
+from .base import BaseModel, database, utcnow
+from .execution import BlockLog, Execution, ExecutionEvent, ProcessRow
+from .workflow import Block, Edge, Workflow
+from .workspace import ApiKey, Workspace
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("busy_timeout", 10000),
+    # In WAL mode NORMAL survives a process crash or kill -9; only an OS crash
+    # or power loss may drop the last commits.
+    ("synchronous", "normal"),
+    ("foreign_keys", 1),
+)
+
+
+class SchemaVersion(BaseModel):
+    version = peewee.IntegerField()
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+
+def _v1_tables():
+    database.create_tables([Workspace, ApiKey, Workflow, Block, Edge,
+                            Execution, BlockLog, ExecutionEvent, ProcessRow])
+
+
+# Append new steps here; never edit one that has shipped.
+MIGRATIONS = [_v1_tables]
+
+
+def open_database(url: str) -> peewee.Database:
+    """Connect the shared proxy to `url` (sqlite:///rel/path, sqlite:////abs, postgresql://...)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+        db = peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
+                                   timeout=10)
+    else:
+        db = connect(url)
+    database.initialize(db)
+    return db
+
+
+def migrate():
+    """Apply the migrations this database has not seen, in one transaction each."""
+    database.create_tables([SchemaVersion])
+    for version, step in enumerate(MIGRATIONS, start=1):
+        # Read inside the (IMMEDIATE) transaction: two processes may start together.
+        with database.atomic():
+            current = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
+            if version > current:
+                step()
+                SchemaVersion.create(version=version)

@@ -1,0 +1,130 @@
+"""Executions, their per-block logs and event log, and the processes that own them."""
+
+import peewee
+
+from server.errors import ExecutionNotFound
+from .base import BaseModel, JSONField, iso, utcnow
+
+
+class Execution(BaseModel):
+    pk = peewee.AutoField()
+    id = peewee.CharField(unique=True)
+    workflow = peewee.CharField(index=True)
+    workspace = peewee.CharField()
+    status = peewee.CharField(index=True)
+    trigger = peewee.CharField()
+    variables = JSONField(null=True)
+    output = JSONField(null=True)
+    error = peewee.TextField(null=True)
+    error_block = peewee.CharField(null=True)
+    owner = peewee.CharField(null=True, index=True)
+    started_at = peewee.DateTimeField()
+    finished_at = peewee.DateTimeField(null=True)
+    duration_ms = peewee.IntegerField(null=True)
+
+
+class BlockLog(BaseModel):
+    pk = peewee.AutoField()
+    execution = peewee.CharField(index=True)
+    seq = peewee.IntegerField()
+    block_id = peewee.CharField()
+    block_type = peewee.CharField()
+    status = peewee.CharField()
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+    duration_ms = peewee.IntegerField(null=True)
+    input = JSONField(null=True)
+    output = JSONField(null=True)
+    error = peewee.TextField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    stdout = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = ((("execution", "block_id"), True),)
+
+
+class ExecutionEvent(BaseModel):
+    """The run's stream events (all but chunks), for replaying a finished run."""
+    pk = peewee.AutoField()
+    execution = peewee.CharField(index=True)
+    seq = peewee.IntegerField()
+    data = peewee.TextField()
+
+
+class ProcessRow(BaseModel):
+    """A server process that owns runs; its heartbeat shows it is alive."""
+    id = peewee.CharField(primary_key=True)
+    host = peewee.CharField()
+    pid = peewee.IntegerField()
+    started_at = peewee.DateTimeField(default=utcnow)
+    heartbeat_at = peewee.DateTimeField(default=utcnow)
+
+
+def execution_json(row: Execution, full=False) -> dict:
+    body = {
+        "id": row.id,
+        "workflow_id": row.workflow,
+        "status": row.status,
+        "trigger": row.trigger,
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "duration_ms": row.duration_ms,
+        "error": row.error,
+    }
+    if full:
+        body["block_id"] = row.error_block
+        body["variables"] = row.variables
+        body["output"] = row.output
+    return body
+
+
+def log_json(row: BlockLog) -> dict:
+    body = {
+        "block_id": row.block_id,
+        "block_type": row.block_type,
+        "status": row.status,
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "duration_ms": row.duration_ms,
+        "input": row.input,
+        "output": row.output,
+        "error": row.error,
+        "attempts": row.attempts,
+    }
+    if row.block_type == "code" or row.stdout is not None:
+        body["stdout"] = row.stdout if row.stdout is not None else ""
+    return body
+
+
+def list_executions(workflow_id: str, limit: int, offset: int, status: str | None):
+    query = Execution.select().where(Execution.workflow == workflow_id)
+    if status:
+        query = query.where(Execution.status == status)
+    total = query.count()
+    rows = [] if limit == 0 else list(query.order_by(Execution.pk.desc()).limit(limit).offset(offset))
+    return rows, total
+
+
+def get_execution(workflow_id: str, execution_id: str) -> Execution:
+    row = Execution.get_or_none((Execution.id == execution_id) & (Execution.workflow == workflow_id))
+    if row is None:
+        raise ExecutionNotFound()
+    return row
+
+
+def logs_of(execution_id: str):
+    return list(BlockLog.select().where(BlockLog.execution == execution_id).order_by(BlockLog.seq))
+
+
+def events_of(execution_id: str, after: int = 0):
+    """Stored events (seq, json text) after a sequence number."""
+    return list(ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
+                .where((ExecutionEvent.execution == execution_id) & (ExecutionEvent.seq > after))
+                .order_by(ExecutionEvent.seq).tuples())
+
+
+def delete_executions_of(workflow_id: str):
+    ids = Execution.select(Execution.id).where(Execution.workflow == workflow_id)
+    BlockLog.delete().where(BlockLog.execution.in_(ids)).execute()
+    ExecutionEvent.delete().where(ExecutionEvent.execution.in_(ids)).execute()
+    Execution.delete().where(Execution.workflow == workflow_id).execute()

@@ -1,0 +1,204 @@
+"""Workflows and their graphs (blocks and edges), and the queries over them."""
+
+import peewee
+
+from server.errors import WorkflowNotFound, ValidationError
+from .base import BaseModel, JSONField, iso, new_id, new_token, utcnow
+
+
+class Workflow(BaseModel):
+    pk = peewee.AutoField()
+    id = peewee.CharField(unique=True, default=new_id)
+    workspace = peewee.CharField(index=True)
+    name = peewee.CharField()
+    description = peewee.TextField(default="")
+    deployed = peewee.BooleanField(default=False)
+    deployed_at = peewee.DateTimeField(null=True)
+    armed_until = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class Block(BaseModel):
+    pk = peewee.AutoField()
+    workflow = peewee.CharField(index=True)
+    block_id = peewee.CharField()
+    type = peewee.CharField()
+    config = JSONField()
+    position = JSONField()
+    ordinal = peewee.IntegerField()
+    webhook_id = peewee.CharField(null=True, unique=True)
+
+
+class Edge(BaseModel):
+    pk = peewee.AutoField()
+    workflow = peewee.CharField(index=True)
+    source = peewee.CharField()
+    target = peewee.CharField()
+    source_handle = peewee.CharField(null=True)
+    ordinal = peewee.IntegerField()
+
+
+def workflow_json(wf: Workflow) -> dict:
+    return {
+        "id": wf.id,
+        "name": wf.name,
+        "description": wf.description,
+        "deployed": bool(wf.deployed),
+        "deployed_at": iso(wf.deployed_at),
+        "armed_until": iso(wf.armed_until),
+        "created_at": iso(wf.created_at),
+        "updated_at": iso(wf.updated_at),
+    }
+
+
+def get_workflow(workspace: str, workflow_id: str) -> Workflow:
+    """The workflow, or WorkflowNotFound (also for another workspace's)."""
+    wf = Workflow.get_or_none((Workflow.id == workflow_id) & (Workflow.workspace == workspace))
+    if wf is None:
+        raise WorkflowNotFound()
+    return wf
+
+
+def list_workflows(workspace: str, limit: int, offset: int):
+    query = Workflow.select().where(Workflow.workspace == workspace)
+    total = query.count()
+    rows = [] if limit == 0 else list(query.order_by(Workflow.pk.desc()).limit(limit).offset(offset))
+    return rows, total
+
+
+def load_graph(workflow_id: str):
+    """(blocks, edges) as saved, in saved order, as plain dicts."""
+    blocks = [
+        {"id": b.block_id, "type": b.type, "config": b.config, "position": b.position}
+        for b in Block.select().where(Block.workflow == workflow_id).order_by(Block.ordinal)
+    ]
+    edges = []
+    for e in Edge.select().where(Edge.workflow == workflow_id).order_by(Edge.ordinal):
+        edge = {"source": e.source, "target": e.target}
+        if e.source_handle is not None:
+            edge["source_handle"] = e.source_handle
+        edges.append(edge)
+    return blocks, edges
+
+
+def full_workflow_json(wf: Workflow, public_url: str) -> dict:
+    """The workflow with its graph; webhook blocks also show their trigger URL."""
+    blocks, edges = load_graph(wf.id)
+    for block in blocks:
+        if block["type"] == "webhook" and block["config"].get("webhook_id"):
+            block["webhook_url"] = f"{public_url}/api/webhooks/{block['config']['webhook_id']}"
+    body = workflow_json(wf)
+    body["blocks"] = blocks
+    body["edges"] = edges
+    return body
+
+
+# -- writes: these run on the writer thread (see models.writer) -------------
+
+def create_workflow(workspace: str, name: str, description: str) -> dict:
+    wf = Workflow.create(workspace=workspace, name=name, description=description)
+    return workflow_json(wf)
+
+
+def update_workflow(workspace: str, workflow_id: str, changes: dict) -> dict:
+    wf = get_workflow(workspace, workflow_id)
+    for key, value in changes.items():
+        setattr(wf, key, value)
+    wf.updated_at = utcnow()
+    wf.save()
+    return workflow_json(wf)
+
+
+def delete_workflow(workspace: str, workflow_id: str):
+    from .execution import delete_executions_of
+    wf = get_workflow(workspace, workflow_id)
+    Block.delete().where(Block.workflow == wf.id).execute()
+    Edge.delete().where(Edge.workflow == wf.id).execute()
+    delete_executions_of(wf.id)
+    wf.delete_instance()
+
+
+def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, public_url: str) -> dict:
+    """Replace the graph. Webhook blocks keep the credentials the server issued them."""
+    wf = get_workflow(workspace, workflow_id)
+    issued = {
+        b.block_id: (b.config.get("webhook_id"), b.config.get("webhook_secret"))
+        for b in Block.select().where((Block.workflow == wf.id) & (Block.type == "webhook"))
+    }
+    Block.delete().where(Block.workflow == wf.id).execute()
+    Edge.delete().where(Edge.workflow == wf.id).execute()
+    block_rows = []
+    for ordinal, block in enumerate(blocks):
+        config = dict(block["config"])
+        webhook_id = None
+        if block["type"] == "webhook":
+            webhook_id, secret = issued.get(block["id"]) or (new_token(), new_token())
+            config["webhook_id"], config["webhook_secret"] = webhook_id, secret
+        block_rows.append({
+            "workflow": wf.id, "block_id": block["id"], "type": block["type"],
+            "config": config, "position": block["position"], "ordinal": ordinal,
+            "webhook_id": webhook_id,
+        })
+    edge_rows = [
+        {"workflow": wf.id, "source": e["source"], "target": e["target"],
+         "source_handle": e.get("source_handle"), "ordinal": ordinal}
+        for ordinal, e in enumerate(edges)
+    ]
+    for start in range(0, len(block_rows), 200):
+        Block.insert_many(block_rows[start:start + 200]).execute()
+    for start in range(0, len(edge_rows), 200):
+        Edge.insert_many(edge_rows[start:start + 200]).execute()
+    wf.updated_at = utcnow()
+    wf.save()
+    return full_workflow_json(wf, public_url)
+
+
+def deploy(workspace: str, workflow_id: str) -> dict:
+    wf = get_workflow(workspace, workflow_id)
+    now = utcnow()
+    Workflow.update(deployed=True, deployed_at=now, updated_at=now).where(Workflow.pk == wf.pk).execute()
+    return {"ok": True, "deployed_at": iso(now)}
+
+
+def undeploy(workspace: str, workflow_id: str) -> dict:
+    wf = get_workflow(workspace, workflow_id)
+    Workflow.update(deployed=False, deployed_at=None, armed_until=None,
+                    updated_at=utcnow()).where(Workflow.pk == wf.pk).execute()
+    return {"ok": True}
+
+
+def arm(workspace: str, workflow_id: str, window: float) -> dict:
+    import datetime
+    wf = get_workflow(workspace, workflow_id)
+    if not wf.deployed:
+        raise ValidationError("workflow is not deployed: deploy it before arming")
+    if not Block.select().where((Block.workflow == wf.id) & (Block.type == "webhook")).exists():
+        raise ValidationError("workflow has no webhook block to arm")
+    until = utcnow() + datetime.timedelta(seconds=window)
+    Workflow.update(armed_until=until).where(Workflow.pk == wf.pk).execute()
+    return {"ok": True, "armed_until": iso(until)}
+
+
+def find_webhook(webhook_id: str):
+    """(workflow, block config) for a webhook id, or None."""
+    block = Block.get_or_none(Block.webhook_id == webhook_id)
+    if block is None or block.type != "webhook":
+        return None
+    wf = Workflow.get_or_none(Workflow.id == block.workflow)
+    if wf is None:
+        return None
+    return wf, block
+
+
+def consume_arm(workflow_pk: int) -> bool:
+    """Disarm if armed, deployed and not expired, in one conditional UPDATE.
+
+    The row count decides the single winner, across threads and processes.
+    """
+    now = utcnow()
+    count = (Workflow.update(armed_until=None)
+             .where((Workflow.pk == workflow_pk) & (Workflow.deployed == True)  # noqa: E712
+                    & (Workflow.armed_until.is_null(False)) & (Workflow.armed_until > now))
+             .execute())
+    return count == 1

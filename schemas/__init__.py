@@ -1,0 +1,41 @@
+"""Marshmallow schemas for request bodies, and the checks that turn them into our errors."""
+
+import marshmallow
+
+from server.errors import ValidationError
+
+
+def load(schema: marshmallow.Schema, data, what="request body"):
+    """`schema.load(data)`, with marshmallow's errors turned into one ValidationError."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a JSON object")
+    try:
+        return schema.load(data)
+    except marshmallow.ValidationError as exc:
+        raise ValidationError(describe(exc.messages), details=flatten(exc.messages))
+
+
+def flatten(messages, prefix=""):
+    """marshmallow's nested messages as [{"path", "message"}]."""
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            out += flatten(value, path)
+    elif isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            out += [{"path": prefix, "message": m} for m in messages]
+        else:
+            for m in messages:
+                out += flatten(m, prefix)
+    else:
+        out.append({"path": prefix, "message": str(messages)})
+    return out
+
+
+def describe(messages) -> str:
+    return "; ".join(f"{d['path']}: {d['message']}" if d["path"] else d["message"]
+                     for d in flatten(messages))

@@ -1,0 +1,38 @@
+"""The body of /execute and /execute/stream."""
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from server.errors import ValidationError
+from .fields import StrictNumber
+
+STATUSES = ("running", "completed", "failed", "timeout", "cancelled")
+
+
+class ExecuteBody(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    variables = fields.Dict()
+    input = fields.Dict()
+    timeout = StrictNumber(validate=validate.Range(min=0, min_inclusive=False,
+                                                   error="timeout must be a positive number"))
+
+
+def execute_request(body, max_timeout):
+    """(variables, timeout) from an /execute body; None means no body."""
+    from . import load
+    if body is None:
+        return {}, max_timeout
+    data = load(ExecuteBody(), body)
+    variables = data.get("variables", data.get("input", {}))
+    timeout = min(data.get("timeout", max_timeout), max_timeout)
+    return variables, timeout
+
+
+def status_filter(args):
+    status = args.get("status")
+    if status in (None, ""):
+        return None
+    if status not in STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+    return status

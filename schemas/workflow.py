@@ -1,0 +1,42 @@
+"""Request bodies and query strings of the workflow routes."""
+
+from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validate, validates_schema
+
+from server.errors import ValidationError
+
+_name = validate.Length(min=1, error="name must be a non-empty string")
+
+
+class CreateWorkflow(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=_name)
+    description = fields.String(load_default="")
+
+
+class UpdateWorkflow(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(validate=_name)
+    description = fields.String()
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise MMError("give name and/or description to update")
+
+
+def page(args, default_limit=50, max_limit=500):
+    """(limit, offset) from query strings; 400 when not non-negative integers."""
+    values = {}
+    for key, default in (("limit", default_limit), ("offset", 0)):
+        raw = args.get(key)
+        if raw is None or raw == "":
+            values[key] = default
+            continue
+        if not raw.isdigit():
+            raise ValidationError(f"{key} must be a non-negative integer")
+        values[key] = int(raw)
+    return min(values["limit"], max_limit), values["offset"]

@@ -1,0 +1,31 @@
+"""Starting a run from a request: load the workflow, plan, start. Shared by /execute, SSE, webhooks."""
+
+from actors.plan import plan_run
+from models import workflow as wf_model
+from server.errors import ServiceUnavailable
+
+
+def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None):
+    """Plan and start a run of `wf` (a Workflow row). Raises ValidationError before any run exists."""
+    if not runtime.runs.accepting:
+        raise ServiceUnavailable("server is shutting down")
+    blocks, edges = wf_model.load_graph(wf.id)
+    plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
+                    workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
+                    trigger=trigger, timeout=timeout, webhook_block=webhook_block,
+                    trigger_payload=trigger_payload)
+    return runtime.runs.start(plan)
+
+
+def sync_answer(run, result):
+    """(status, body) for a finished run, as /execute answers."""
+    from server.errors import ExecutionFailed, ExecutionTimeout
+    status = result["status"]
+    eid = run.execution_id
+    if status == "completed":
+        return 200, {"execution_id": eid, "status": "completed", "output": result["output"],
+                     "duration_ms": result["duration_ms"]}
+    if status == "timeout":
+        raise ExecutionTimeout(result["error"] or "execution timed out", execution_id=eid)
+    raise ExecutionFailed(result["error"] or "execution failed", execution_id=eid,
+                          block_id=result.get("block_id"))

@@ -1,0 +1,60 @@
+"""Workflow CRUD and graph saving."""
+
+from models import workflow as wf_model
+from schemas import load
+from schemas.graph import validate_graph
+from schemas.workflow import CreateWorkflow, UpdateWorkflow, page
+from server.errors import CODED, ValidationError
+from .base import BaseHandler
+
+
+class WorkflowsHandler(BaseHandler):
+    async def get(self):
+        limit, offset = page({k: self.get_query_argument(k, None) for k in ("limit", "offset")})
+        rows, total = wf_model.list_workflows(self.workspace, limit, offset)
+        self.write_json({"workflows": [wf_model.workflow_json(r) for r in rows],
+                         "total": total, "limit": limit, "offset": offset})
+
+    async def post(self):
+        body = self.json_body()
+        if body is None:
+            raise ValidationError("request body must be a JSON object with a name")
+        data = load(CreateWorkflow(), body)
+        created = await self.runtime.writer.call(
+            wf_model.create_workflow, self.workspace, data["name"], data["description"])
+        self.write_json(created, 201)
+
+
+class WorkflowHandler(BaseHandler):
+    def get(self, workflow_id):
+        self.error_shape = CODED
+        wf = wf_model.get_workflow(self.workspace, workflow_id)
+        self.write_json(wf_model.full_workflow_json(wf, self.public_url()))
+
+    async def patch(self, workflow_id):
+        body = self.json_body()
+        if body is None:
+            raise ValidationError("request body must be a JSON object with name and/or description")
+        changes = load(UpdateWorkflow(), body)
+        updated = await self.runtime.writer.call(
+            wf_model.update_workflow, self.workspace, workflow_id, changes)
+        self.write_json(updated)
+
+    async def delete(self, workflow_id):
+        wf_model.get_workflow(self.workspace, workflow_id)
+        await self.runtime.runs.cancel_workflow(workflow_id)
+        await self.runtime.writer.call(wf_model.delete_workflow, self.workspace, workflow_id)
+        self.write_json({"ok": True})
+
+
+class GraphHandler(BaseHandler):
+    error_shape = CODED
+    max_body_setting = "max_graph_body"
+
+    async def put(self, workflow_id):
+        wf_model.get_workflow(self.workspace, workflow_id)
+        blocks, edges = validate_graph(self.json_body(), self.runtime.registry,
+                                       self.settings_.max_blocks)
+        saved = await self.runtime.writer.call(
+            wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url())
+        self.write_json(saved)

@@ -1,0 +1,128 @@
+"""Live runs, as the IOLoop sees them: start, watch, cancel, shut down.
+
+Everything here runs on the IOLoop thread. Coordinators publish through the
+writer and the bridge, so `publish` is always called on the loop, in order,
+after the events' writes have committed.
+"""
+
+import asyncio
+import logging
+
+import pykka
+
+from actors.coordinator import STOPPED_MESSAGE, TERMINAL, Coordinator
+from actors.messages import Cancel
+from models.base import new_id
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED_EVENTS = 20000
+
+
+class LiveRun:
+    """One run's event buffer (chunks included), its watchers and its end."""
+
+    def __init__(self, execution_id, workflow_id, coordinator):
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.coordinator = coordinator
+        self.events = []          # (seq, event, text)
+        self.listeners = set()    # callables(events)
+        self.result = None
+        self.finished = asyncio.get_running_loop().create_future()
+        self.dropped_chunks = False
+
+    @property
+    def over(self):
+        return self.result is not None
+
+    def add(self, events, result):
+        self.events.extend(events)
+        if len(self.events) > MAX_BUFFERED_EVENTS:
+            # Chunks are the only events not stored; past the bound, forget them here.
+            self.events = [e for e in self.events if e[1]["type"] != "block_chunk"]
+            self.dropped_chunks = True
+        for listener in list(self.listeners):
+            try:
+                listener(events)
+            except Exception:
+                log.exception("run listener failed")
+        if result is not None:
+            self.result = result
+            if not self.finished.done():
+                self.finished.set_result(result)
+
+
+class Runs:
+    def __init__(self, engine, bridge, io_loop, retention):
+        self.engine = engine
+        self.bridge = bridge
+        self.io_loop = io_loop
+        self.retention = retention
+        self.live = {}
+        self.accepting = True
+        engine.publish = self._publish_from_writer
+
+    def start(self, plan) -> LiveRun:
+        """Start the run's coordinator. Call on the loop."""
+        ref = Coordinator.start(plan, self.engine)
+        run = LiveRun(plan.execution_id, plan.workflow_id, ref)
+        self.live[plan.execution_id] = run
+        return run
+
+    @staticmethod
+    def new_execution_id():
+        return new_id()
+
+    def get(self, execution_id) -> LiveRun | None:
+        return self.live.get(execution_id)
+
+    def _publish_from_writer(self, execution_id, events, result):
+        self.bridge.call(self._publish, execution_id, events, result)
+
+    def _publish(self, execution_id, events, result):
+        run = self.live.get(execution_id)
+        if run is None:
+            return
+        run.add(events, result)
+        if result is not None:
+            self.io_loop.call_later(self.retention, self._forget, execution_id)
+
+    def _forget(self, execution_id):
+        run = self.live.get(execution_id)
+        if run is not None and run.over:
+            del self.live[execution_id]
+
+    def cancel(self, execution_id, reason="cancelled", message="execution cancelled"):
+        run = self.live.get(execution_id)
+        if run is None or run.over:
+            return None
+        try:
+            run.coordinator.tell(Cancel(reason, message))
+        except pykka.ActorDeadError:
+            pass
+        return run
+
+    async def cancel_workflow(self, workflow_id, wait=10.0):
+        """Cancel every live run of a workflow and wait until each has ended."""
+        runs = [self.cancel(eid) for eid, run in list(self.live.items())
+                if run.workflow_id == workflow_id]
+        waits = [r.finished for r in runs if r is not None]
+        if waits:
+            await asyncio.wait(waits, timeout=wait)
+
+    async def shutdown(self, grace):
+        """Let live runs finish within `grace` seconds, then fail the rest."""
+        self.accepting = False
+        pending = [r.finished for r in self.live.values() if not r.over]
+        if pending:
+            log.info("waiting up to %ss for %d running executions", grace, len(pending))
+            await asyncio.wait(pending, timeout=grace)
+        rest = [self.cancel(eid, "shutdown", STOPPED_MESSAGE) for eid in list(self.live)]
+        rest = [r.finished for r in rest if r is not None]
+        if rest:
+            await asyncio.wait(rest, timeout=5)
+
+
+def is_terminal(event):
+    return event["type"] in TERMINAL

@@ -1,0 +1,78 @@
+"""The running server's parts, built once from Settings and passed to handlers."""
+
+import logging
+
+import pykka
+
+from actors.blocks import default_registry
+from actors.coordinator import Engine
+from actors.timers import Timers
+from models import processes
+from models.base import new_id
+from models.db import migrate, open_database
+from .auth import AuthCache
+from .bridge import Bridge
+from .runs import Runs
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Database, writer, timers, engine and live runs for one server process."""
+
+    def __init__(self, settings, io_loop, registry=None):
+        from models.writer import Writer
+        self.settings = settings
+        self.io_loop = io_loop
+        self.registry = registry or default_registry()
+        self.db = open_database(settings.database_url)
+        migrate()
+        self.owner = new_id()
+        processes.register(self.owner)
+        recovered = processes.resolve_orphans(self.owner, self._stale_after())
+        if recovered:
+            log.warning("marked %d runs of stopped servers as failed", recovered)
+        self.bridge = Bridge(io_loop)
+        self.writer = Writer(self.db, self.bridge)
+        self.writer.start()
+        self.timers = Timers()
+        self.auth_cache = AuthCache()
+        self.services = {}
+        self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
+                             settings=settings, owner=self.owner, publish=None,
+                             services=self.services)
+        self.runs = Runs(self.engine, self.bridge, io_loop, settings.chunk_retention)
+        self.services["runs"] = self.runs
+        self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
+        self.closed = False
+
+    def _stale_after(self):
+        return max(3 * self.settings.heartbeat_interval, 15.0)
+
+    def _heartbeat(self):
+        # On the timer thread: queue the writes, schedule the next beat.
+        self.writer.submit(processes.heartbeat, (self.owner,))
+        self.writer.submit(processes.resolve_orphans, (self.owner, self._stale_after()))
+        self._beat = self.timers.call_later(self.settings.heartbeat_interval, self._heartbeat)
+
+    async def shutdown(self, grace=None):
+        """Finish or fail live runs, then close everything. Call on the loop."""
+        if self.closed:
+            return
+        await self.runs.shutdown(self.settings.shutdown_grace if grace is None else grace)
+        self.close()
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self._beat.cancel()
+        self.timers.stop()
+        sandbox = self.services.get("sandbox")
+        if sandbox is not None:
+            sandbox.close()
+        self.writer.submit(processes.unregister, (self.owner,))
+        self.writer.stop()
+        for ref in pykka.ActorRegistry.get_all():
+            ref.stop(block=False)
+        self.db.close()

@@ -1,0 +1,84 @@
+"""Settings, read once at start-up: the environment first, then flags."""
+
+import argparse
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///data/actorflow.db"
+    api_key: str | None = None
+    execute_timeout: float = 300.0
+    arm_window: float = 600.0
+    shutdown_grace: float = 30.0
+    max_body: int = 1024 * 1024
+    max_graph_body: int = 16 * 1024 * 1024
+    max_blocks: int = 5000
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str | None = None
+    public_url: str | None = None
+    keepalive_interval: float = 15.0
+    heartbeat_interval: float = 5.0
+    chunk_retention: float = 300.0
+    sandbox_pool: int = 2
+    code_memory_mb: int = 512
+    code_cpu_seconds: int = 60
+    webhook_failures_per_minute: int = 10
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+# name -> (environment variable, type)
+_FIELDS = {
+    "host": ("ACTORFLOW_HOST", str),
+    "port": ("ACTORFLOW_PORT", int),
+    "database_url": ("ACTORFLOW_DATABASE_URL", str),
+    "api_key": ("ACTORFLOW_API_KEY", str),
+    "execute_timeout": ("ACTORFLOW_EXECUTE_TIMEOUT", float),
+    "arm_window": ("ACTORFLOW_ARM_WINDOW", float),
+    "shutdown_grace": ("ACTORFLOW_SHUTDOWN_GRACE", float),
+    "max_body": ("ACTORFLOW_MAX_BODY", int),
+    "max_graph_body": ("ACTORFLOW_MAX_GRAPH_BODY", int),
+    "max_blocks": ("ACTORFLOW_MAX_BLOCKS", int),
+    "llm_base_url": ("ACTORFLOW_LLM_BASE_URL", str),
+    "llm_api_key": ("ACTORFLOW_LLM_API_KEY", str),
+    "llm_model": ("ACTORFLOW_LLM_MODEL", str),
+    "public_url": ("ACTORFLOW_PUBLIC_URL", str),
+    "keepalive_interval": ("ACTORFLOW_KEEPALIVE_INTERVAL", float),
+    "heartbeat_interval": ("ACTORFLOW_HEARTBEAT_INTERVAL", float),
+    "chunk_retention": ("ACTORFLOW_CHUNK_RETENTION", float),
+    "sandbox_pool": ("ACTORFLOW_SANDBOX_POOL", int),
+    "code_memory_mb": ("ACTORFLOW_CODE_MEMORY_MB", int),
+    "code_cpu_seconds": ("ACTORFLOW_CODE_CPU_SECONDS", int),
+    "webhook_failures_per_minute": ("ACTORFLOW_WEBHOOK_FAILURES_PER_MINUTE", int),
+}
+
+
+def add_flags(parser: argparse.ArgumentParser):
+    """Add one `--flag` per setting; each defaults to None (meaning: not given)."""
+    for name, (env, kind) in _FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, type=kind, default=None,
+                            help=f"overrides {env}")
+
+
+def load(environ=None, flags=None) -> Settings:
+    """Build Settings from an environment mapping, then an argparse namespace."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, (env, kind) in _FIELDS.items():
+        raw = environ.get(env)
+        if raw not in (None, ""):
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise SystemExit(f"{env}={raw!r} is not a valid {kind.__name__}")
+        given = getattr(flags, name, None) if flags is not None else None
+        if given is not None:
+            values[name] = given
+    return Settings(**values)

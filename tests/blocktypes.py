@@ -1,0 +1,64 @@
+"""Test-only block types. They never ship in the server's registry."""
+
+import time
+
+from actors.blocks import BlockType, checks
+from server.errors import BlockError
+
+
+def _sleep(ctx):
+    """Wait `seconds` (waking on cancel), then output `{"slept": seconds, "value": value}`."""
+    seconds = float(ctx.config.get("seconds", 0))
+    ctx.wait(seconds)
+    return {"slept": seconds, "value": ctx.config.get("value")}
+
+
+def _fail(ctx):
+    raise BlockError(ctx.config.get("message", "boom"))
+
+
+_attempts = {}
+
+
+def _flaky(ctx):
+    """Fail the first `failures` attempts (per key), then succeed."""
+    key = (ctx.execution_id, ctx.block_id)
+    _attempts[key] = _attempts.get(key, 0) + 1
+    if _attempts[key] <= int(ctx.config.get("failures", 1)):
+        raise BlockError(f"attempt {_attempts[key]} failed")
+    return {"attempt": _attempts[key]}
+
+
+def _chunks(ctx):
+    """Emit each of `chunks` (with `delay` between), output them joined."""
+    parts = ctx.config.get("chunks", [])
+    for part in parts:
+        ctx.emit(part)
+        if ctx.config.get("delay"):
+            ctx.wait(float(ctx.config["delay"]))
+    return {"text": "".join(str(p) for p in parts)}
+
+
+def _echo(ctx):
+    return {"config": ctx.config, "inputs": ctx.inputs, "variables": ctx.variables}
+
+
+def _bad_output(ctx):
+    return {"value": object()}
+
+
+def _busy(ctx):
+    """Ignore cancellation for `seconds` (a block that does not cooperate)."""
+    time.sleep(float(ctx.config.get("seconds", 0.1)))
+    return {}
+
+
+TEST_TYPES = [
+    BlockType("sleep", checks.common, _sleep),
+    BlockType("fail", checks.common, _fail),
+    BlockType("flaky", checks.common, _flaky),
+    BlockType("chunks", checks.common, _chunks),
+    BlockType("echo", checks.common, _echo),
+    BlockType("bad_output", checks.common, _bad_output),
+    BlockType("busy", checks.common, _busy),
+]
