@@ -29,7 +29,9 @@ class LiveRun:
         self.events = []          # (seq, event, text)
         self.listeners = set()    # callables(events)
         self.result = None
-        self.finished = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.started = loop.create_future()   # resolved once the run row is committed
+        self.finished = loop.create_future()  # resolved with the result at the end
         self.dropped_chunks = False
 
     @property
@@ -37,6 +39,8 @@ class LiveRun:
         return self.result is not None
 
     def add(self, events, result):
+        if not self.started.done():
+            self.started.set_result(self.execution_id)
         self.events.extend(events)
         if len(self.events) > MAX_BUFFERED_EVENTS:
             # Chunks are the only events not stored; past the bound, forget them here.
