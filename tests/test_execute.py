@@ -26,3 +26,255 @@ async def test_execute_starter_to_response(api):
     status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
     assert status == 200
     assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [("start", "completed"), ("out", "completed")]
+
+
+def sleep(block_id, seconds, **config):
+    return {"id": block_id, "type": "sleep", "config": {"seconds": seconds, **config}}
+
+
+@pytest.mark.gen_test
+async def test_variables_input_alias_and_defaults(api):
+    wf = await api.workflow([{"id": "start", "type": "starter", "config": {"inputs": [
+        {"name": "text", "type": "string", "required": True},
+        {"name": "count", "type": "integer", "default": 2}]}},
+        {"id": "out", "type": "response", "config": {"data": "{{ variables }}"}}], [edge("start", "out")])
+    status, body = await api.post(f"/api/workflows/{wf}/execute", {"input": {"text": "a"}})
+    assert status == 200 and body["output"] == {"text": "a", "count": 2}
+    status, body = await api.post(f"/api/workflows/{wf}/execute",
+                                  {"input": {"text": "a"}, "variables": {"text": "b", "count": 5}})
+    assert status == 200 and body["output"] == {"text": "b", "count": 5}
+    status, body = await api.post(f"/api/workflows/{wf}/execute", {"variables": {}})
+    assert status == 400 and body["error_code"] == "VALIDATION_ERROR" and "text" in body["error"]
+    status, body = await api.post(f"/api/workflows/{wf}/execute", {"variables": {"text": 1}})
+    assert status == 400 and body["error_code"] == "VALIDATION_ERROR"
+    for bad in ({"variables": []}, {"variables": "x"}, {"input": 3}, {"timeout": 0}, {"timeout": -1},
+                {"timeout": "5"}, {"timeout": True}):
+        status, body = await api.post(f"/api/workflows/{wf}/execute", bad)
+        assert status == 400 and body["error_code"] == "VALIDATION_ERROR", bad
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute", raw=b"[]")
+    assert status == 400 and body["error_code"] == "VALIDATION_ERROR"
+    status, body = await api.post("/api/workflows/nope/execute", {})
+    assert status == 404 and body["error_code"] == "WORKFLOW_NOT_FOUND"
+
+
+@pytest.mark.gen_test
+async def test_no_body_means_empty_variables_and_sinks_are_the_output(api):
+    wf = await api.workflow([START, {"id": "a", "type": "echo", "config": {"k": "{{ variables }}"}},
+                             {"id": "b", "type": "sleep", "config": {"seconds": 0, "value": 7}}],
+                            [edge("start", "a"), edge("start", "b")])
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute")
+    assert status == 200, body
+    assert body["output"]["a"]["config"] == {"k": {}}
+    assert body["output"]["b"] == {"slept": 0, "value": 7}
+
+
+@pytest.mark.gen_test
+async def test_no_starter_is_400(api):
+    wf = await api.workflow([{"id": "r", "type": "response"}])
+    status, body = await api.execute(wf, {})
+    assert status == 400 and body["error_code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.gen_test
+async def test_branches_run_concurrently(api):
+    wf = await api.workflow([START, sleep("a", 1), sleep("b", 1),
+                             {"id": "out", "type": "response", "config": {"data": ["{{ a.slept }}", "{{ b.slept }}"]}}],
+                            [edge("start", "a"), edge("start", "b"), edge("a", "out"), edge("b", "out")])
+    t0 = time.monotonic()
+    status, body = await api.execute(wf, {})
+    took = time.monotonic() - t0
+    assert status == 200 and body["output"] == [1, 1]
+    assert took < 1.8, took
+
+
+@pytest.mark.gen_test
+async def test_run_timeout_is_504_and_stored(api):
+    wf = await api.workflow([START, sleep("slow", 30)], [edge("start", "slow")])
+    t0 = time.monotonic()
+    status, body = await api.execute(wf, {}, timeout=0.5)
+    took = time.monotonic() - t0
+    assert status == 504, body
+    assert body["error_code"] == "EXECUTION_TIMEOUT" and body["execution_id"]
+    assert took < 1.5, took
+    status, ex = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}")
+    assert ex["status"] == "timeout"
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [("start", "completed"), ("slow", "cancelled")]
+
+
+@pytest.mark.gen_test
+async def test_failure_is_500_with_block_id_and_cancels_the_rest(api):
+    wf = await api.workflow([START, {"id": "bad", "type": "fail", "config": {"message": "nope!"}},
+                             sleep("slow", 30), {"id": "after", "type": "response"}],
+                            [edge("start", "bad"), edge("start", "slow"), edge("bad", "after")])
+    t0 = time.monotonic()
+    status, body = await api.execute(wf, {})
+    assert time.monotonic() - t0 < 3
+    assert status == 500, body
+    assert body["error_code"] == "EXECUTION_FAILED" and body["block_id"] == "bad"
+    assert "nope!" in body["error"] and body["execution_id"]
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    by_id = {l["block_id"]: l for l in logs["logs"]}
+    assert by_id["bad"]["status"] == "failed" and by_id["bad"]["error"] == "nope!"
+    assert by_id["slow"]["status"] == "cancelled"
+    assert "after" not in by_id
+    status, ex = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}")
+    assert ex["status"] == "failed" and "nope!" in ex["error"]
+
+
+@pytest.mark.gen_test
+async def test_block_timeout_fails_the_block_not_the_run_timeout(api):
+    wf = await api.workflow([START, sleep("slow", 30, timeout=0.3)], [edge("start", "slow")])
+    status, body = await api.execute(wf, {})
+    assert status == 500 and body["block_id"] == "slow" and "timed out" in body["error"]
+
+
+@pytest.mark.gen_test
+async def test_continue_on_error(api):
+    wf = await api.workflow([START, {"id": "bad", "type": "fail", "config": {"message": "x", "continue_on_error": True}},
+                             {"id": "out", "type": "response", "config": {"data": {"got": "{{ bad.error }}"}}}],
+                            [edge("start", "bad"), edge("bad", "out")])
+    status, body = await api.execute(wf, {})
+    assert status == 200 and body["output"] == {"got": "x"}
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    assert logs["logs"][1]["status"] == "failed" and logs["logs"][1]["output"] == {"error": "x"}
+
+
+@pytest.mark.gen_test
+async def test_retries(api):
+    wf = await api.workflow([START, {"id": "f", "type": "flaky", "config": {"failures": 2, "retries": 2, "retry_delay": 0.01}}],
+                            [edge("start", "f")])
+    status, body = await api.execute(wf, {})
+    assert status == 200 and body["output"] == {"f": {"attempt": 3}}
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    assert logs["logs"][1]["attempts"] == 3
+    wf = await api.workflow([START, {"id": "f", "type": "flaky", "config": {"failures": 5, "retries": 1, "retry_delay": 0}}],
+                            [edge("start", "f")])
+    status, body = await api.execute(wf, {})
+    assert status == 500 and "attempt 2 failed" in body["error"]
+
+
+@pytest.mark.gen_test
+async def test_condition_branches_and_skips(api):
+    blocks = [START,
+              {"id": "check", "type": "condition", "config": {"conditions": [
+                  {"id": "big", "expression": "start.n > 5 and variables.mode == 'x'"},
+                  {"id": "small", "expression": "start.n <= 5"}]}},
+              {"id": "big_out", "type": "response", "config": {"data": "big"}},
+              {"id": "small_out", "type": "response", "config": {"data": "small {{ start.n }}"}},
+              {"id": "else_out", "type": "response", "config": {"data": "else"}}]
+    edges = [edge("start", "check"), edge("check", "big_out", "big"), edge("check", "small_out", "small"),
+             edge("check", "else_out", "else")]
+    wf = await api.workflow(blocks, edges)
+    status, body = await api.execute(wf, {"n": 9, "mode": "x"})
+    assert body["output"] == "big"
+    status, body = await api.execute(wf, {"n": 2})
+    assert body["output"] == "small 2"
+    status, body = await api.execute(wf, {"n": 9, "mode": "y"})
+    assert body["output"] == "else"
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    statuses = {l["block_id"]: l["status"] for l in logs["logs"]}
+    assert statuses == {"start": "completed", "check": "completed", "big_out": "skipped",
+                        "small_out": "skipped", "else_out": "completed"}
+    assert next(l for l in logs["logs"] if l["block_id"] == "check")["output"] == {"branch": "else"}
+    # an expression error fails the block, naming the problem
+    status, body = await api.execute(wf, {"n": "text"})
+    assert status == 500 and body["block_id"] == "check"
+
+
+@pytest.mark.gen_test
+async def test_bad_template_and_bad_output_fail_clearly(api):
+    wf = await api.workflow([START, {"id": "out", "type": "response", "config": {"data": "{{ start.nope }}"}}],
+                            [edge("start", "out")])
+    status, body = await api.execute(wf, {})
+    assert status == 500 and "start.nope" in body["error"] and body["block_id"] == "out"
+    wf = await api.workflow([START, {"id": "bad", "type": "bad_output"}], [edge("start", "bad")])
+    status, body = await api.execute(wf, {})
+    assert status == 500 and "JSON" in body["error"]
+
+
+@pytest.mark.gen_test
+async def test_history_and_logs(api):
+    wf = await api.workflow([START, {"id": "out", "type": "response", "config": {"data": 1}},
+                             {"id": "bad", "type": "fail"}],
+                            [edge("start", "out")])
+    ids = []
+    for _ in range(3):
+        status, body = await api.execute(wf, {"x": 1})
+        ids.append(body["execution_id"])
+    status, body = await api.get(f"/api/workflows/{wf}/executions")
+    assert status == 200 and body["total"] == 3
+    assert [e["id"] for e in body["executions"]] == ids[::-1]
+    first = body["executions"][0]
+    assert set(first) >= {"id", "workflow_id", "status", "trigger", "started_at", "finished_at",
+                          "duration_ms", "error"}
+    assert first["trigger"] == "api" and first["status"] == "completed" and first["workflow_id"] == wf
+    status, body = await api.get(f"/api/workflows/{wf}/executions?limit=1&offset=1")
+    assert [e["id"] for e in body["executions"]] == [ids[1]] and body["total"] == 3
+    status, body = await api.get(f"/api/workflows/{wf}/executions?status=failed")
+    assert body["total"] == 0 and body["executions"] == []
+    status, body = await api.get(f"/api/workflows/{wf}/executions?status=bogus")
+    assert status == 400 and set(body) == {"error"}
+    status, ex = await api.get(f"/api/workflows/{wf}/executions/{ids[0]}")
+    assert ex["variables"] == {"x": 1} and ex["output"] == 1 and ex["status"] == "completed"
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{ids[0]}/logs")
+    assert logs["execution_id"] == ids[0]
+    entry = logs["logs"][0]
+    assert set(entry) >= {"block_id", "block_type", "status", "started_at", "finished_at", "duration_ms",
+                          "input", "output", "error", "attempts"}
+    assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [
+        ("bad", "skipped"), ("start", "completed"), ("out", "completed")]
+    for path in (f"/api/workflows/{wf}/executions/nope", f"/api/workflows/{wf}/executions/nope/logs",
+                 f"/api/workflows/nope/executions", f"/api/workflows/nope/executions/{ids[0]}/logs"):
+        status, body = await api.get(path)
+        assert status == 404 and set(body) == {"error"}, path
+    # an execution of another workflow is not found under this one
+    wf2 = await api.workflow([START])
+    status, body = await api.get(f"/api/workflows/{wf2}/executions/{ids[0]}")
+    assert status == 404
+
+
+@pytest.mark.gen_test
+async def test_delete_cancels_running_runs_and_removes_history(api, server):
+    wf = await api.workflow([START, sleep("slow", 30)], [edge("start", "slow")])
+    pending = asyncio.ensure_future(api.execute(wf, {}))
+    for _ in range(100):
+        if server.runtime.runs.live:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    t0 = time.monotonic()
+    status, body = await api.delete(f"/api/workflows/{wf}")
+    assert status == 200 and time.monotonic() - t0 < 3
+    status, body = await pending
+    assert status == 500 and "cancelled" in body["error"]
+    status, body = await api.get(f"/api/workflows/{wf}/executions")
+    assert status == 404
+
+
+@pytest.mark.gen_test
+async def test_a_run_sees_the_graph_it_started_with(api):
+    wf = await api.workflow([START, sleep("slow", 0.5),
+                             {"id": "out", "type": "response", "config": {"data": "old"}}],
+                            [edge("start", "slow"), edge("slow", "out")])
+    pending = asyncio.ensure_future(api.execute(wf, {}))
+    await asyncio.sleep(0.2)
+    status, _ = await api.put(f"/api/workflows/{wf}/graph", {"blocks": [
+        START, {"id": "out", "type": "response", "config": {"data": "new"}}], "edges": [edge("start", "out")]})
+    assert status == 200
+    status, body = await pending
+    assert body["output"] == "old"
+    status, body = await api.execute(wf, {})
+    assert body["output"] == "new"
+
+
+@pytest.mark.gen_test
+async def test_many_concurrent_runs(api):
+    wf = await api.workflow([START, {"id": "c", "type": "condition", "config": {"conditions": [
+        {"id": "yes", "expression": "start.i >= 0"}]}},
+        {"id": "out", "type": "response", "config": {"data": "{{ start.i }}"}}],
+        [edge("start", "c"), edge("c", "out", "yes")])
+    results = await asyncio.gather(*[api.execute(wf, {"i": i}) for i in range(40)])
+    assert [body["output"] for _, body in results] == list(range(40))
+    status, body = await api.get(f"/api/workflows/{wf}/executions?limit=0")
+    assert body["total"] == 40
