@@ -1,0 +1,133 @@
+"""The real program: CLI subcommands, first start, signals, and recovery after a crash."""
+
+import datetime
+import json
+import os
+import signal
+import urllib.request
+
+import peewee
+import pytest
+
+from tests.processes import ServerProcess, run_cli
+
+
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'af.db'}"
+
+
+def http(url, method="GET", body=None, key=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_help_lists_subcommands_and_flags():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for word in ("serve", "create-key", "list-keys", "revoke-key", "--host", "--port", "--database-url"):
+        assert word in out.stdout
+
+
+def test_key_commands(tmp_path):
+    url = db_url(tmp_path)
+    out = run_cli("create-key", "--workspace", "team", "--name", "laptop", "--database-url", url)
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("af_") and len(key) > 20
+    listed = run_cli("list-keys", "--database-url", url)
+    assert "team" in listed.stdout and "laptop" in listed.stdout and key not in listed.stdout
+    key_id = listed.stdout.strip().splitlines()[-1].split("\t")[0]
+    server = ServerProcess(url)
+    try:
+        assert http(server.url + "/api/workflows", key=key)[0] == 200
+        revoked = run_cli("revoke-key", key_id, "--database-url", url)
+        assert revoked.returncode == 0
+        import time
+        time.sleep(2.2)  # the server caches a key for 2 s
+        assert http(server.url + "/api/workflows", key=key)[0] == 401
+        assert run_cli("revoke-key", "nope", "--database-url", url).returncode != 0
+    finally:
+        assert server.stop() == 0
+
+
+def test_first_start_prints_a_key_once_and_env_key_works(tmp_path):
+    url = db_url(tmp_path)
+    server = ServerProcess(url)
+    try:
+        printed = [l for l in server.lines if l.startswith("af_")]
+        assert len(printed) == 1
+        assert http(server.url + "/api/workflows", key=printed[0])[0] == 200
+    finally:
+        assert server.stop() == 0
+    server = ServerProcess(url)
+    try:
+        assert not [l for l in server.lines if l.startswith("af_")]
+    finally:
+        server.stop()
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": "env-key-123456789"})
+    try:
+        assert http(server.url + "/api/workflows", key="env-key-123456789")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_sigterm_and_sigint_exit_zero(tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server = ServerProcess(db_url(tmp_path), env={"ACTORFLOW_API_KEY": "k" * 20})
+        status, wf = http(server.url + "/api/workflows", "POST", {"name": "x"}, key="k" * 20)
+        assert status == 201
+        assert server.stop(sig) == 0
+
+
+def _orphan(db_path, owner, pid, heartbeat_age):
+    """Write a run left `running` by a process `owner` (as a crashed server would leave it)."""
+    from models.base import utcnow
+    db = peewee.SqliteDatabase(str(db_path), pragmas={"journal_mode": "wal", "busy_timeout": 5000})
+    now = utcnow()
+    beat = now - datetime.timedelta(seconds=heartbeat_age)
+    eid = f"run-of-{owner}"
+    with db.atomic():
+        db.execute_sql("INSERT INTO process_row (id, host, pid, started_at, heartbeat_at) VALUES (?,?,?,?,?)",
+                       (owner, os.uname().nodename, pid, beat, beat))
+        db.execute_sql("INSERT INTO execution (id, workflow, workspace, status, \"trigger\", owner, started_at) "
+                       "VALUES (?, 'wf', 'ws', 'running', 'api', ?, ?)", (eid, owner, now))
+        db.execute_sql("INSERT INTO block_log (execution, seq, block_id, block_type, status, attempts) "
+                       "VALUES (?, 1, 'slow', 'code', 'running', 1)", (eid,))
+    db.close()
+    return eid
+
+
+def _status(db_path, eid):
+    db = peewee.SqliteDatabase(str(db_path))
+    row = db.execute_sql("SELECT status, error FROM execution WHERE id = ?", (eid,)).fetchone()
+    log = db.execute_sql("SELECT status FROM block_log WHERE execution = ?", (eid,)).fetchone()
+    db.close()
+    return row, log
+
+
+def test_runs_of_dead_processes_are_resolved_on_start_but_live_ones_are_not(tmp_path):
+    url = db_url(tmp_path)
+    path = tmp_path / "af.db"
+    # make the schema
+    assert run_cli("list-keys", "--database-url", url).returncode == 0
+    import subprocess, sys
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip()
+    crashed = _orphan(path, "crashed", int(dead_pid), heartbeat_age=1)   # killed just now
+    stale = _orphan(path, "stale", os.getpid(), heartbeat_age=3600)       # pid reused, heartbeat old
+    alive = _orphan(path, "alive", os.getpid(), heartbeat_age=0)          # another live server
+    server = ServerProcess(url)
+    try:
+        row, log = _status(path, crashed)
+        assert row == ("failed", "server stopped before the run finished") and log == ("cancelled",)
+        assert _status(path, stale)[0][0] == "failed"
+        assert _status(path, alive)[0][0] == "running"
+    finally:
+        server.stop()
