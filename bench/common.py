@@ -1,0 +1,104 @@
+"""Shared bench plumbing: start servers, drive load, print medians."""
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY = "bench-key-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class Servers:
+    """Actorflow (`run.py`) and the bare handler, each in its own process."""
+
+    def __init__(self, extra_env=None):
+        self.tmp = tempfile.mkdtemp(prefix="actorflow-bench-")
+        self.port, self.bare_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}
+        env.update({"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_PORT": str(self.port),
+                    "ACTORFLOW_DATABASE_URL": f"sqlite:///{self.tmp}/bench.db"}, **(extra_env or {}))
+        quiet = subprocess.DEVNULL
+        self.procs = [
+            subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env, stdout=quiet, stderr=quiet),
+            subprocess.Popen([sys.executable, "bench/bare_server.py", str(self.bare_port)], cwd=ROOT,
+                             stdout=quiet, stderr=quiet),
+        ]
+        wait_listening(self.port)
+        wait_listening(self.bare_port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.bare_url = f"http://127.0.0.1:{self.bare_port}/bare"
+
+    def api(self, method, path, body=None):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {KEY}"})
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return json.loads(resp.read())
+
+    def workflow(self, blocks, edges):
+        wf = self.api("POST", "/api/workflows", {"name": "bench"})
+        self.api("PUT", f"/api/workflows/{wf['id']}/graph", {"blocks": blocks, "edges": edges})
+        return wf["id"]
+
+    def close(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(30)
+
+
+async def load(url, body, clients, seconds, headers=None):
+    """`clients` concurrent keep-alive loops POSTing `body` for `seconds`; returns latencies (s)."""
+    from tornado.httpclient import AsyncHTTPClient
+    client = AsyncHTTPClient(force_instance=True, max_clients=clients)
+    payload = json.dumps(body)
+    latencies, errors = [], 0
+    stop = time.monotonic() + seconds
+
+    async def worker():
+        nonlocal errors
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            resp = await client.fetch(url, method="POST", body=payload, headers=headers or {},
+                                      raise_error=False, request_timeout=60)
+            if resp.code != 200:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*[worker() for _ in range(clients)])
+    elapsed = time.monotonic() - t0
+    client.close()
+    return latencies, len(latencies) / elapsed, errors
+
+
+def ms(seconds):
+    return f"{seconds * 1000:8.2f} ms"
+
+
+def median(values):
+    return statistics.median(values)
