@@ -1,7 +1,213 @@
-"""The webhook trigger (filled in by the webhook issue)."""
+"""The webhook trigger: `POST /api/webhooks/{webhook_id}`, authenticated by the block's secret.
 
-from .base import BaseHandler
+Checks, in the contract's order: unknown webhook id 404, body too large 413,
+bad or missing secret 401 (429 once a webhook id has had too many failures
+within a minute), then the arm: not deployed, not armed, expired or already
+used 409. Only the last step changes anything: one conditional UPDATE
+(`consume_arm`, on the writer thread) whose row count picks the single
+accepted call, across threads and processes.
+"""
+
+import hashlib
+import hmac
+import logging
+import math
+
+from models import workflow as wf_model
+from models.base import utcnow
+from models.workflow import Workflow
+from server import errors
+from server.errors import (CODED, PLAIN, ActorflowError, Conflict, NotFound, PayloadTooLarge,
+                           ServiceUnavailable, TooManyRequests, Unauthorized, ValidationError)
+from server.execution_start import start_run, sync_answer
+from server.ratelimit import FailureLimiter
+from .base import BaseHandler, parse_json
+from .executions import wait_for_end
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Webhook-Secret"
+SIGNATURE_HEADER = "X-Webhook-Signature"
+# Never passed on to the run (nor anywhere else).
+HIDDEN_HEADERS = frozenset({"x-webhook-secret", "x-webhook-signature"})
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
 
 
 class WebhookHandler(BaseHandler):
     auth_required = False
+
+    def prepare(self):
+        # No API key here, and the body limit is checked in post(), after the
+        # webhook id: 404 comes before 413, which comes before 401.
+        pass
+
+    async def post(self, webhook_id):
+        found = wf_model.find_webhook(webhook_id)
+        if found is None:
+            raise NotFound("webhook not found")
+        wf, block = found
+
+        limit = self.settings_.max_body
+        if len(self.request.body) > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+
+        if not authentic(self.request, block.config.get("webhook_secret")):
+            verdict = limiter_for(self.runtime).fail(webhook_id)
+            if verdict.throttled:
+                self._too_many(webhook_id, verdict)
+                return
+            raise Unauthorized("missing or invalid webhook secret: send X-Webhook-Secret, "
+                               "or X-Webhook-Signature: sha256=<HMAC-SHA256 of the body>")
+
+        # Authenticated from here on. Nothing below uses up the arm until it is consumed.
+        wait = wait_flag(self.get_query_argument("wait", None))
+        payload = trigger_payload(self.request)
+        if not self.runtime.runs.accepting:
+            raise ServiceUnavailable("server is shutting down")
+
+        if not await self.runtime.writer.call(wf_model.consume_arm, wf.pk):
+            raise Conflict(self._why_not_armed(wf.pk))
+
+        # Ours. Read again what may have changed while we waited for the writer
+        # (a graph save, a delete), so the run starts from the graph as it is now.
+        armed_until = wf.armed_until
+        try:
+            found = wf_model.find_webhook(webhook_id)
+            if found is None or found[0].pk != wf.pk:
+                raise NotFound("webhook not found")
+            wf, block = found
+            body = payload["body"]
+            variables = body if isinstance(body, dict) else {}
+            run = start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
+                            webhook_block=block.block_id, trigger_payload=payload)
+        except Exception:
+            # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
+            if armed_until is not None:
+                await self.runtime.writer.call(restore_arm, wf.pk, armed_until)
+            raise
+        timeout = self.settings_.execute_timeout
+        await run.started  # the run row is on disk before the caller hears of it
+
+        if not wait:
+            self.write_json({"execution_id": run.execution_id, "status": "running"}, 202)
+            return
+        self.error_shape = CODED  # answers like /execute from here on
+        await wait_for_end(run, timeout)
+        status, answer = sync_answer(run, run.result)
+        self.write_json(answer, status)
+
+    def _too_many(self, webhook_id, verdict):
+        if verdict.first:
+            log.warning("webhook %s: more than %d failed secret attempts within a minute "
+                        "(latest from %s); answering 429", webhook_id,
+                        self.settings_.webhook_failures_per_minute, self.request.remote_ip)
+        exc = TooManyRequests("too many failed attempts for this webhook; try again later")
+        self.set_header("Retry-After", str(int(math.ceil(verdict.retry_after))))
+        self.write_json(errors.error_body(exc, PLAIN), exc.status)
+
+    @staticmethod
+    def _why_not_armed(workflow_pk):
+        wf = Workflow.get_or_none(Workflow.pk == workflow_pk)
+        if wf is None or not wf.deployed:
+            return "workflow is not deployed: deploy and arm it before calling its webhook"
+        if wf.armed_until is not None and wf.armed_until <= utcnow():
+            return "the arm window has expired: arm the workflow again"
+        return ("webhook is not armed: each arming accepts exactly one call; "
+                "arm the workflow again")
+
+    def log_exception(self, typ, value, tb):
+        # Never tornado's default, which prints the request; only the path, never headers.
+        if isinstance(value, ActorflowError) and value.status < 500:
+            return
+        if isinstance(value, (errors.ExecutionFailed, errors.ExecutionTimeout)):
+            return
+        log.error("webhook call %s failed", self.request.path, exc_info=(typ, value, tb))
+
+
+def limiter_for(runtime) -> FailureLimiter:
+    """The runtime's failed-secret limiter (one per server process)."""
+    limiter = getattr(runtime, "webhook_limiter", None)
+    if limiter is None:
+        limiter = FailureLimiter(runtime.settings.webhook_failures_per_minute, window=60.0)
+        runtime.webhook_limiter = limiter
+    return limiter
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
+
+
+def authentic(request, secret) -> bool:
+    """Does the call carry the block's secret, or a valid HMAC-SHA256 of its body?
+
+    Either header suffices; both are compared in constant time.
+    """
+    if not isinstance(secret, str) or not secret:
+        return False
+    key = _bytes(secret)
+    ok = False
+    given = request.headers.get(SECRET_HEADER)
+    if given:
+        ok = hmac.compare_digest(_bytes(given), key) or ok
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature:
+        scheme, _, digest = signature.strip().partition("=")
+        expected = hmac.new(key, request.body, hashlib.sha256).hexdigest()
+        if scheme.strip().lower() == "sha256":
+            ok = hmac.compare_digest(_bytes(digest.strip().lower()), _bytes(expected)) or ok
+    return ok
+
+
+def restore_arm(workflow_pk, until):
+    """Writer job: re-arm a workflow whose consumed arm did not start a run."""
+    (Workflow.update(armed_until=until)
+     .where((Workflow.pk == workflow_pk) & (Workflow.deployed == True)  # noqa: E712
+            & (Workflow.armed_until.is_null(True)))
+     .execute())
+
+
+def wait_flag(raw) -> bool:
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValidationError("wait must be true or false")
+
+
+def trigger_payload(request) -> dict:
+    """The webhook block's output: body, headers, query, method. Raises ValidationError."""
+    headers = {}
+    for name, value in request.headers.get_all():
+        name = name.lower()
+        if name in HIDDEN_HEADERS:
+            continue
+        headers[name] = value if name not in headers else f"{headers[name]}, {value}"
+    query = {}
+    for name, values in request.query_arguments.items():
+        name = name.encode("latin-1").decode("utf-8", "replace")  # tornado decodes names as latin-1
+        decoded = [v.decode("utf-8", "replace") for v in values]
+        query[name] = decoded[0] if len(decoded) == 1 else decoded
+    return {"body": _body(request), "headers": headers, "query": query,
+            "method": request.method}
+
+
+def _body(request):
+    """The body parsed as JSON when it is JSON, else as text (UTF-8, bad bytes replaced)."""
+    raw = request.body or b""
+    text = raw.decode("utf-8", "replace")
+    if not raw.strip():
+        return text
+    mime = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    declared = mime == "application/json" or mime.endswith("+json")
+    try:
+        return parse_json(raw)
+    except ValidationError as exc:
+        if declared:
+            raise ValidationError(f"Content-Type is {mime} but the body is not valid JSON: "
+                                  f"{exc.message.split(': ', 1)[-1]}")
+        return text
