@@ -1,11 +1,94 @@
-"""SSE: /execute/stream and re-attaching to a run (filled in by the streaming issue)."""
+"""SSE: /execute/stream, and re-attaching to a run (live or finished).
 
+POST /api/workflows/{id}/execute/stream: the key is checked first (401 JSON,
+in prepare); from then on the answer is 200 text/event-stream and every error
+is an `error` event. Errors before a run exists (body too large, unknown
+workflow, validation) are the stream's only event, with id 0.
+
+GET /api/workflows/{id}/executions/{eid}/stream: an unknown workflow or
+execution, or a bad Last-Event-ID, is answered as plain JSON (404/400) before
+any stream starts; then the run's events are replayed after Last-Event-ID
+(header, else `?last_event_id=`) and followed live until the end.
+"""
+
+import logging
+import re
+
+from models import execution as ex_model
+from models import workflow as wf_model
+from schemas.execution import execute_request
+from server.errors import ActorflowError, PayloadTooLarge, ValidationError
+from server.execution_start import start_run
+from server.sse import RunStream
 from .base import BaseHandler
 
+log = logging.getLogger(__name__)
 
-class ExecuteStreamHandler(BaseHandler):
-    pass
+TRIGGER = "stream"
 
 
-class ReattachHandler(BaseHandler):
-    pass
+class _StreamHandler(BaseHandler):
+    sse = None
+
+    def open_stream(self) -> RunStream:
+        self.sse = RunStream(self, self.runtime.runs, self.settings_.keepalive_interval)
+        self.sse.start()
+        return self.sse
+
+    def on_connection_close(self):
+        # The client left: drop our listener and queue now; the run goes on.
+        if self.sse is not None:
+            self.sse.close()
+
+
+class ExecuteStreamHandler(_StreamHandler):
+    def prepare(self):
+        # Only the key is checked before the stream; the body limit answers as an event.
+        self.workspace = self.authenticate()
+
+    async def post(self, workflow_id):
+        sse = self.open_stream()
+        try:
+            limit = self.settings_.max_body
+            if len(self.request.body) > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            wf = wf_model.get_workflow(self.workspace, workflow_id)
+            variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
+            run = start_run(self.runtime, wf, variables, TRIGGER, timeout)
+        except ActorflowError as exc:
+            extra = {"details": exc.extra["details"]} if "details" in exc.extra else {}
+            sse.fail(exc.message, **extra)
+        except Exception:
+            log.exception("could not start a streamed run of workflow %s", workflow_id)
+            sse.fail("internal server error")
+        else:
+            # Nothing has been published yet: the run's first event is still ahead.
+            sse.follow(run)
+        await sse.serve()
+
+
+class ReattachHandler(_StreamHandler):
+    async def get(self, workflow_id, execution_id):
+        wf = wf_model.get_workflow(self.workspace, workflow_id)
+        after = self.last_event_id()
+        run = self.runtime.runs.get(execution_id)
+        if run is not None and run.workflow_id == wf.id:
+            # Live, or ended within the chunk retention: replay and subscribe in one step.
+            self.open_stream().follow(run, after)
+        else:
+            row = ex_model.get_execution(wf.id, execution_id)
+            self.open_stream().follow_stored(row.id, after)
+        await self.sse.serve()
+
+    def last_event_id(self) -> int:
+        raw = self.request.headers.get("Last-Event-ID")
+        name = "Last-Event-ID"
+        if raw is None or not raw.strip():
+            raw = self.get_query_argument("last_event_id", None)
+            name = "last_event_id"
+        if raw is None or not raw.strip():
+            return 0
+        raw = raw.strip()
+        if not re.fullmatch(r"[0-9]{1,18}", raw):
+            raise ValidationError(f"{name} must be a non-negative integer")
+        return int(raw)

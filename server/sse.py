@@ -1,0 +1,330 @@
+"""Server-sent events for one run on one connection: a bounded queue and its writer.
+
+Everything here runs on the IOLoop thread. The run's listener (`push`) only
+enqueues; one writer coroutine (`serve`) writes and awaits each flush, so a
+reader that stops reading stalls its own writer and nothing else. What a
+stalled connection can hold is bounded:
+
+- the live queue: at most MAX_QUEUED_EVENTS events or about MAX_QUEUED_BYTES;
+  past that the connection is closed (that client only; it can re-attach with
+  Last-Event-ID, since every event it did get carried its id);
+- one flushed batch (at most about BATCH_BYTES) in the socket's write buffer;
+- a flush that makes no progress for `stall` seconds closes the connection.
+
+Replayed events (the run's in-memory buffer, or pages of stored events) are
+references to data already held, written page by page as the reader takes them.
+"""
+
+import asyncio
+import collections
+import json
+import logging
+import time
+
+from actors.coordinator import TERMINAL
+from models.execution import Execution, ExecutionEvent
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_EVENTS = 2000
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 256 * 1024
+DB_PAGE = 500
+POLL_INTERVAL = 1.0       # following a run that is not live in this process
+MIN_STALL = 2.0           # a flush stuck this long (or 4 keep-alive intervals) ends the stream
+STALL_FACTOR = 4
+
+HEADERS = (("Content-Type", "text/event-stream"),
+           ("Cache-Control", "no-cache"),
+           ("X-Accel-Buffering", "no"))
+KEEPALIVE = ": keep-alive\n\n"
+
+
+def frame(seq, text):
+    return f"id: {seq}\ndata: {text}\n\n"
+
+
+def stored_events(execution_id, after, limit):
+    """A page of stored events after `after`: [(seq, text)]."""
+    return list(ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
+                .where((ExecutionEvent.execution == execution_id) & (ExecutionEvent.seq > after))
+                .order_by(ExecutionEvent.seq).limit(limit).tuples())
+
+
+def execution_status(execution_id):
+    row = (Execution.select(Execution.status).where(Execution.id == execution_id)
+           .tuples().first())
+    return row[0] if row else None
+
+
+def event_type(text):
+    """The type of a stored event's JSON text (the coordinator writes `type` first)."""
+    prefix = '{"type":"'
+    if text.startswith(prefix):
+        end = text.find('"', len(prefix))
+        if end > 0:
+            return text[len(prefix):end]
+    try:
+        return json.loads(text).get("type")
+    except (ValueError, AttributeError):
+        return None
+
+
+def closing_event(execution_id):
+    """(seq, text) of an end event for a run that ended without storing one, else None.
+
+    A run whose server died is marked failed by the next server without an
+    `error` event; its stream still ends with one, made from the stored row.
+    """
+    last = (ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
+            .where(ExecutionEvent.execution == execution_id)
+            .order_by(ExecutionEvent.seq.desc()).tuples().first())
+    if last is not None and event_type(last[1]) in TERMINAL:
+        return None
+    row = Execution.get_or_none(Execution.id == execution_id)
+    if row is None or row.status == "running":
+        return None
+    if row.status == "completed":
+        event = {"type": "execution_completed", "execution_id": row.id, "output": row.output,
+                 "duration_ms": row.duration_ms}
+    else:
+        event = {"type": "error", "error": row.error or f"execution {row.status}",
+                 "execution_id": row.id}
+        if row.error_block:
+            event["block_id"] = row.error_block
+        if row.status == "timeout":
+            event["error_code"] = "EXECUTION_TIMEOUT"
+    seq = (last[0] if last is not None else 0) + 1
+    return seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class RunStream:
+    """One SSE response: replay, then follow a run live (or from the database), then end."""
+
+    def __init__(self, handler, runs, keepalive):
+        self.handler = handler
+        self.runs = runs
+        self.keepalive = max(0.05, float(keepalive))
+        self.stall = max(MIN_STALL, STALL_FACTOR * self.keepalive)
+        self.backlog = collections.deque()  # (seq, text, terminal): replayed, already in memory
+        self.queue = collections.deque()    # (seq, text, terminal): live, bounded
+        self.queued_bytes = 0
+        self.last_seq = 0        # highest seq taken in (dedupes live batches)
+        self.execution_id = None
+        self.run = None          # the LiveRun we listen to, while we do
+        self.poll = False        # follow the stored events (run not live in this process)
+        self.complete = False    # nothing more will be taken in
+        self.closed = False      # connection gone or dropped: write nothing more
+        self.dropped = False
+        self.wake = asyncio.Event()
+        self.last_write = time.monotonic()
+        self._listener = self.push
+
+    # -- what to send (all synchronous, on the loop) --------------------------
+
+    def start(self):
+        self.handler.set_status(200)
+        for name, value in HEADERS:
+            self.handler.set_header(name, value)
+
+    def fail(self, message, **extra):
+        """The stream's only event: an error before any run exists (id 0)."""
+        event = {"type": "error", "error": message}
+        event.update(extra)
+        self.backlog.append((0, json.dumps(event, separators=(",", ":"), ensure_ascii=False), True))
+        self.complete = True
+
+    def follow(self, run, after=0):
+        """Replay `run`'s buffered events after `after`, then its live ones.
+
+        Copying the buffer and subscribing happen in one synchronous step on
+        the loop, so no event is missed or repeated.
+        """
+        self.execution_id = run.execution_id
+        self.last_seq = max(self.last_seq, after)
+        for seq, event, text in run.events:
+            if seq > self.last_seq:
+                self.backlog.append((seq, text, event["type"] in TERMINAL))
+                self.last_seq = seq
+        if run.over or (self.backlog and self.backlog[-1][2]):
+            self.complete = True
+            return
+        self.run = run
+        run.listeners.add(self._listener)
+
+    def follow_stored(self, execution_id, after=0):
+        """Replay the stored events (no chunks) and follow new ones until the run ends."""
+        self.execution_id = execution_id
+        self.last_seq = max(self.last_seq, after)
+        self.poll = True
+
+    def push(self, batch):
+        """The run's listener: take in a batch of (seq, event, text). Never writes."""
+        if self.closed or self.complete:
+            return
+        for seq, event, text in batch:
+            if seq <= self.last_seq:
+                continue
+            size = len(text) + 32
+            if self.queue and (len(self.queue) >= MAX_QUEUED_EVENTS
+                               or self.queued_bytes + size > MAX_QUEUED_BYTES):
+                self.drop(f"client too slow: more than {len(self.queue)} events "
+                          f"({self.queued_bytes} bytes) waiting")
+                return
+            terminal = event["type"] in TERMINAL
+            self.queue.append((seq, text, terminal))
+            self.queued_bytes += size
+            self.last_seq = seq
+            if terminal:
+                self.complete = True
+                self._unsubscribe()
+                break
+        self.wake.set()
+
+    # -- ending ---------------------------------------------------------------
+
+    def close(self):
+        """The connection is gone: let go of the run and of what was queued, at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._unsubscribe()
+        self.backlog.clear()
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.wake.set()
+
+    def drop(self, reason):
+        """End this client's stream now (it is not reading); the run goes on."""
+        if self.closed:
+            return
+        log.warning("closing event stream of execution %s: %s", self.execution_id, reason)
+        self.dropped = True
+        self.close()
+        connection = self.handler.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is not None and not stream.closed():
+            stream.close()
+
+    def _unsubscribe(self):
+        if self.run is not None:
+            self.run.listeners.discard(self._listener)
+            self.run = None
+
+    def _stream_closed(self):
+        connection = self.handler.request.connection
+        stream = getattr(connection, "stream", None)
+        return stream is not None and stream.closed()
+
+    # -- the writer -----------------------------------------------------------
+
+    async def serve(self):
+        """Write until the run's end (or the client's); then finish the response."""
+        try:
+            await self._serve()
+        except Exception:
+            log.exception("event stream of execution %s failed", self.execution_id)
+            self.drop("internal error")
+        finally:
+            self._unsubscribe()
+        if not self.closed and not self._stream_closed() and not self.handler._finished:
+            self.handler.finish()
+
+    async def _serve(self):
+        if not await self._flush():  # the headers, at once
+            return
+        while not self.closed:
+            text, last = self._take()
+            if text:
+                self.handler.write(text)
+                if not await self._flush() or last:
+                    return
+                continue
+            if self.poll:
+                if self._poll_once():
+                    continue
+                if self.complete:
+                    return
+                await self._quiet(min(POLL_INTERVAL, self.keepalive))
+                continue
+            if self.complete:
+                return
+            await self._quiet(self.keepalive)
+
+    def _take(self):
+        """Frames to write next (replay first, then live), at most about BATCH_BYTES."""
+        parts, size, last = [], 0, False
+        for source in (self.backlog, self.queue):
+            if source is self.queue and self.backlog:
+                break  # never overtake the replay
+            while source and size < BATCH_BYTES and not last:
+                seq, text, last = source.popleft()
+                if source is self.queue:
+                    self.queued_bytes -= len(text) + 32
+                parts.append(frame(seq, text))
+                size += len(text)
+        return "".join(parts), last
+
+    def _poll_once(self):
+        """Take the next stored events in; False when there were none."""
+        rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
+        if not rows:
+            run = self.runs.get(self.execution_id)
+            if run is not None:
+                # The run is live here after all (e.g. resumed): follow it from memory.
+                self.poll = False
+                self.follow(run, self.last_seq)
+                return bool(self.backlog) or not self.complete
+            if execution_status(self.execution_id) != "running":
+                # Its end and its last events commit together: read once more, then stop.
+                rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
+                if not rows:
+                    self.complete = True
+                    closing = closing_event(self.execution_id)
+                    if closing is None or closing[0] <= self.last_seq:
+                        return False
+                    rows = [closing]
+        for seq, text in rows:
+            terminal = event_type(text) in TERMINAL
+            self.backlog.append((seq, text, terminal))
+            self.last_seq = seq
+            if terminal:
+                self.complete = True
+                break
+        return True
+
+    async def _quiet(self, wait):
+        """Wait for events (or the close), sending a keep-alive comment when it is due."""
+        due = self.keepalive - (time.monotonic() - self.last_write)
+        if due <= 0:
+            self.handler.write(KEEPALIVE)
+            await self._flush()
+            return
+        self.wake.clear()
+        try:
+            await asyncio.wait_for(self.wake.wait(), min(wait, due))
+        except asyncio.TimeoutError:
+            pass
+
+    async def _flush(self):
+        """Flush what was written; False once the connection is gone or dropped."""
+        if self.closed or self._stream_closed():
+            self.close()
+            return False
+        future = self.handler.flush()
+        if not future.done():
+            done, _ = await asyncio.wait([future], timeout=self.stall)
+            if not done:
+                future.add_done_callback(_quietly)
+                self.drop(f"client has not read for {self.stall:g}s")
+                return False
+        if future.exception() is not None or self._stream_closed():
+            self.close()
+            return False
+        self.last_write = time.monotonic()
+        return not self.closed
+
+
+def _quietly(future):
+    if not future.cancelled():
+        future.exception()
