@@ -13,6 +13,7 @@ from models.db import migrate, open_database
 from .auth import AuthCache
 from .bridge import Bridge
 from .runs import Runs
+from .subruns import SubRuns
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Runtime:
                              services=self.services)
         self.runs = Runs(self.engine, self.bridge, io_loop, settings.chunk_retention)
         self.services["runs"] = self.runs
+        self.services["subrun"] = SubRuns(self)
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
         self.closed = False
 

@@ -3,6 +3,7 @@
 import re
 
 from . import BlockType, checks
+from .http import METHODS as HTTP_METHODS
 from .llm import check as llm_check
 
 TOOL_TYPES = {"code", "http", "workflow"}
@@ -31,10 +32,19 @@ def check(config):
         elif name in names:
             problems.append((key + ".name", f"duplicate tool name '{name}'"))
         names.add(name)
+        if "parameters" in tool and not isinstance(tool["parameters"], dict):
+            problems.append((key + ".parameters", "parameters must be a JSON schema object"))
+        if "description" in tool and not isinstance(tool["description"], str):
+            problems.append((key + ".description", "description must be a string"))
         if tool.get("type") == "code":
             problems += [(f"{key}.{k}", m) for k, m in checks.string(tool, "code", required=True)]
         elif tool.get("type") == "http":
             problems += [(f"{key}.{k}", m) for k, m in checks.string(tool, "url", required=True)]
+            method = tool.get("method")
+            if method is not None and not checks.is_template(method) and (
+                    not isinstance(method, str) or method.upper() not in HTTP_METHODS):
+                problems.append((key + ".method",
+                                 f"method must be one of {', '.join(sorted(HTTP_METHODS))}"))
         elif tool.get("type") == "workflow":
             problems += [(f"{key}.{k}", m) for k, m in checks.string(tool, "workflow_id", required=True)]
     return problems
