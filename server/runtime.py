@@ -6,6 +6,7 @@ import pykka
 
 from actors.blocks import default_registry
 from actors.coordinator import Engine
+from actors.sandbox import SandboxPool
 from actors.timers import Timers
 from models import processes
 from models.base import new_id
@@ -39,6 +40,9 @@ class Runtime:
         self.timers = Timers()
         self.auth_cache = AuthCache()
         self.services = {}
+        self.services["sandbox"] = SandboxPool(
+            size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
+            cpu_seconds=settings.code_cpu_seconds)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, publish=None,
                              services=self.services)

@@ -1,0 +1,681 @@
+"""Runs `code` blocks, each in its own short-lived, unprivileged, limited process.
+
+One job, one process: a child (actors/sandbox_child.py) is started with a clean
+environment, a fresh private working directory, no inherited descriptors, in
+its own session, and sets CPU, memory, process, file-size and open-file limits
+on itself before it reads its job. A small pool keeps a few children started
+and waiting for their job on stdin, so a block does not pay for an
+interpreter's start-up; each one is used once, then killed with its whole
+process group, and the pool refills in the background.
+
+When the server runs as root, every child runs as its own throw-away user id
+(`uid_base` .. `uid_base + uid_count - 1`, none of them in /etc/passwd, no
+groups), held by a lock file while in use so that two server processes never
+share one. A job therefore cannot read the server's 0600/0700 files or
+/proc/<server>/environ, signal or trace another job, or use up another job's
+process limit; and after the job every process still running under its id
+(even one that left the process group) is killed, and what it left in the
+shared temporary directories is removed, before the id is used again. To reap
+those orphans itself, the server process becomes a child subreaper
+(prctl PR_SET_CHILD_SUBREAPER); it only ever reaps zombies under sandbox ids.
+Without root, children run as the server's own user: the limits still hold,
+but the files that user can read are not protected.
+"""
+
+import fcntl
+import grp
+import json
+import keyword
+import logging
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+from server.errors import BlockError
+from .context import BlockCancelled, BlockTimeout
+
+log = logging.getLogger(__name__)
+
+STDOUT_LIMIT = 64 * 1024
+TRUNCATED = "\n[stdout truncated]"
+POLL = 0.05  # how often a waiting run looks at its `cancelled` event
+CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py"),
+          encoding="utf-8") as _f:
+    CHILD_SOURCE = _f.read()  # passed with -c: nothing on disk has to be readable by the child
+
+
+class SandboxResult(NamedTuple):
+    """What a job gave back: its return value (JSON) and what it printed."""
+    value: Any
+    stdout: str | None
+
+
+class SandboxError(BlockError):
+    """A job failed. `stdout` keeps what it printed before it failed."""
+
+    def __init__(self, message, stdout=None):
+        super().__init__(message)
+        self.stdout = stdout
+
+
+class SandboxPool:
+    """A thread-safe pool of single-use sandbox processes.
+
+    `size` processes are kept started and waiting; `memory_mb` bounds each
+    one's address space, `cpu_seconds` its CPU time. `run` may be called from
+    any number of threads at once; `close` kills every process.
+    """
+
+    def __init__(self, size=2, memory_mb=512, cpu_seconds=60, *, max_processes=32,
+                 file_mb=16, max_files=256, max_result_mb=16, python=None,
+                 uid_base=60600, uid_count=512, lock_dir="/run/actorflow-sandbox"):
+        self.size = max(0, int(size))
+        self.memory_mb = int(memory_mb)
+        self.cpu_seconds = int(cpu_seconds)
+        self.max_result = int(max_result_mb) * 1024 * 1024
+        self._limits = [str(v) for v in (self.memory_mb * 1024 * 1024, self.cpu_seconds,
+                                         max_processes, file_mb * 1024 * 1024, max_files)]
+        self._cond = threading.Condition()
+        self._idle = deque()
+        self._live = set()
+        self._trash = deque()
+        self._starting = 0
+        self._closed = False
+        self._uids = None
+        self.python = None
+        self.unavailable = None  # why code blocks cannot run here, if they cannot
+        try:
+            if os.geteuid() == 0:
+                self._uids = _Uids(uid_base, uid_count, lock_dir)
+            self.python = _find_python(python, self._uids)
+        except (OSError, RuntimeError, BlockError) as exc:
+            self.unavailable = str(exc)
+            log.error("code blocks are unavailable: %s", exc)
+        if self._uids is None and self.unavailable is None:
+            log.warning("not running as root: code blocks run as the server's own user")
+        self._thread = threading.Thread(target=self._maintain, name="sandbox-pool", daemon=True)
+        if self.unavailable is None:
+            self._thread.start()
+
+    # -- the public surface ------------------------------------------------------
+
+    def run(self, code, scope, timeout=None, cancelled=None) -> SandboxResult:
+        """Run `code` (a function body) with `scope`'s keys in scope; return its value.
+
+        Raises BlockTimeout after `timeout` seconds, BlockCancelled soon after
+        `cancelled` (a threading.Event) is set, SandboxError for anything else.
+        """
+        if self.unavailable is not None:
+            raise BlockError(f"code blocks are unavailable: {self.unavailable}")
+        if timeout is not None and timeout <= 0:
+            raise BlockTimeout("code timed out before it started")
+        bad = [k for k in scope
+               if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k))]
+        if bad:
+            raise BlockError(f"scope names must be identifiers: {bad}")
+        try:
+            job = json.dumps({"code": code, "scope": scope, "memory_mb": self.memory_mb},
+                             allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise BlockError(f"code block inputs are not JSON: {exc}") from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worker = self._take()
+        try:
+            reason, reply, out, truncated = self._talk(worker, job, deadline, cancelled)
+        finally:
+            worker.reap()
+            self._retire(worker)
+        stdout = _stdout_text(out, truncated)
+        if reason in ("timeout", "cancelled"):
+            exc = (BlockTimeout(f"code timed out after {_seconds(timeout)}s")
+                   if reason == "timeout" else BlockCancelled("cancelled"))
+            exc.stdout = stdout  # as SandboxError has it
+            raise exc
+        if reason == "closed":
+            raise SandboxError("code stopped: the sandbox was closed", stdout)
+        if reason == "too_big":
+            limit = self.max_result // 2**20
+            raise SandboxError(f"return value is larger than {limit} MiB", stdout)
+        answer = _parse(reply)
+        if answer is None:
+            raise SandboxError(self._death_message(worker.proc.returncode), stdout)
+        if "error" in answer:
+            raise SandboxError(str(answer["error"]), stdout)
+        return SandboxResult(answer["value"], stdout)
+
+    def close(self):
+        """Kill every process (waiting or running) and wait for the pool's thread."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = list(self._idle), deque()
+            live = list(self._live)
+            self._cond.notify_all()
+        for worker in live:
+            worker.stop("closed")
+        if self._thread.is_alive():
+            self._thread.join(10)
+        for worker in idle:
+            worker.reap()
+            self._retire(worker)
+        with self._cond:
+            trash, self._trash = list(self._trash), deque()
+        for worker in trash:
+            self._cleanup(worker)
+
+    # -- one job -------------------------------------------------------------------
+
+    def _talk(self, worker, job, deadline, cancelled):
+        """Send the job, collect output and answer until the child exits or must die."""
+        proc = worker.proc
+        out, reply = bytearray(), bytearray()
+        truncated = False
+        reason = None
+        pending = memoryview(job)
+        sel = selectors.DefaultSelector()
+        for fd in (proc.stdin.fileno(), proc.stdout.fileno(), worker.result_fd):
+            os.set_blocking(fd, False)
+        sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, "in")
+        sel.register(proc.stdout.fileno(), selectors.EVENT_READ, "out")
+        sel.register(worker.result_fd, selectors.EVENT_READ, "result")
+        if worker.pidfd is not None:
+            sel.register(worker.pidfd, selectors.EVENT_READ, "exit")  # wakes us the moment it exits
+        try:
+            while not worker.exited():
+                if worker.stopped:
+                    reason = worker.stopped
+                    break
+                if cancelled is not None and cancelled.is_set():
+                    reason = "cancelled"
+                    break
+                wait = POLL
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        reason = "timeout"
+                        break
+                for key, _ in sel.select(wait):
+                    if key.data == "in":
+                        try:
+                            pending = pending[os.write(key.fd, pending[:65536]):]
+                        except BlockingIOError:
+                            continue
+                        except OSError:  # it died before reading everything
+                            pending = pending[:0]
+                        if not pending:
+                            sel.unregister(key.fd)
+                            proc.stdin.close()
+                    elif key.data == "out":
+                        truncated |= _read_into(key.fd, out, STDOUT_LIMIT, sel)
+                    elif key.data == "result":
+                        if _read_into(key.fd, reply, self.max_result, sel):
+                            reason = "too_big"
+                    if reason:
+                        break
+                if reason:
+                    break
+        finally:
+            sel.close()
+        reason = reason or worker.stopped  # close() may have killed it just before we looked
+        worker.kill()  # the whole group, grandchildren included
+        # What the child wrote before it exited is all in the pipes by now.
+        truncated |= _read_into(proc.stdout.fileno(), out, STDOUT_LIMIT, chunks=64)
+        if _read_into(worker.result_fd, reply, self.max_result, chunks=1024) and reason is None:
+            reason = "too_big"
+        return reason, bytes(reply), bytes(out), truncated
+
+    def _death_message(self, code):
+        if code is None or code >= 0:
+            return f"code process died (exit code {code}) without returning a result"
+        sig = -code
+        if sig == signal.SIGXCPU:
+            return f"code process used up its CPU time limit ({self.cpu_seconds}s)"
+        name = _signal_name(sig)
+        if sig == signal.SIGKILL:
+            return f"code process died (exit code {code}, {name}: memory or CPU limit?)"
+        return f"code process died (exit code {code}, {name})"
+
+    # -- the pool --------------------------------------------------------------------
+
+    def _take(self):
+        with self._cond:
+            if self._closed:
+                raise BlockError("code stopped: the sandbox was closed")
+            worker = None
+            while self._idle:
+                candidate = self._idle.popleft()
+                if not candidate.exited():
+                    worker = candidate
+                    break
+                self._live.discard(candidate)
+                self._trash.append(candidate)  # died while waiting (killed from outside?)
+            self._cond.notify_all()  # refill, and clean up
+        return worker or self._spawn()
+
+    def _spawn(self):
+        """Start one child, waiting for its job. Raises BlockError if it cannot."""
+        uid = self._uids.acquire() if self._uids else None
+        cwd = read_fd = write_fd = None
+        try:
+            cwd = tempfile.mkdtemp(prefix="actorflow-code-")
+            ids = {}
+            if uid is not None:
+                os.chown(cwd, uid, uid)
+                ids = {"user": uid, "group": uid, "extra_groups": []}
+            read_fd, write_fd = os.pipe()
+            proc = subprocess.Popen(
+                [self.python, "-I", "-S", "-u", "-c", CHILD_SOURCE, str(write_fd), *self._limits],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                bufsize=0, cwd=cwd, env=dict(CHILD_ENV, HOME=cwd, TMPDIR=cwd),
+                close_fds=True, pass_fds=(write_fd,), start_new_session=True, umask=0o077,
+                **ids)
+        except BaseException as exc:
+            if read_fd is not None:
+                os.close(read_fd)
+            if cwd is not None:
+                shutil.rmtree(cwd, ignore_errors=True)
+            if uid is not None:
+                self._uids.release(uid)
+            if isinstance(exc, OSError):
+                raise BlockError(f"could not start the code process: {exc}") from None
+            raise
+        finally:
+            if write_fd is not None:
+                os.close(write_fd)
+        worker = _Worker(proc, read_fd, uid, cwd)
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                self._live.add(worker)
+        if closed:
+            worker.reap()
+            self._cleanup(worker)
+            raise BlockError("code stopped: the sandbox was closed")
+        return worker
+
+    def _retire(self, worker):
+        """A used (or dead) child: clean up after it, in the background while open."""
+        with self._cond:
+            self._live.discard(worker)
+            if not self._closed:
+                self._trash.append(worker)
+                self._cond.notify_all()
+                return
+        self._cleanup(worker)
+
+    def _cleanup(self, worker):
+        worker.reap()
+        if worker.uid is not None:
+            self._uids.kill_all(worker.uid)
+            _remove_owned(worker.uid)
+        shutil.rmtree(worker.cwd, ignore_errors=True)
+        if worker.uid is not None:
+            self._uids.release(worker.uid)
+
+    def _maintain(self):
+        """The pool's thread: keep `size` children waiting, and clean up used ones."""
+        while True:
+            with self._cond:
+                while not self._closed and not self._trash and \
+                        len(self._idle) + self._starting >= self.size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                refill = len(self._idle) + self._starting < self.size
+                trash = None if refill else self._trash.popleft()
+                if refill:
+                    self._starting += 1
+            if trash is not None:
+                self._cleanup(trash)
+                continue
+            worker = None
+            try:
+                worker = self._spawn()
+            except BlockError as exc:
+                if not self._closed:
+                    log.warning("could not refill the sandbox pool: %s", exc.message)
+            except Exception:
+                log.exception("could not refill the sandbox pool")
+            with self._cond:
+                self._starting -= 1
+                if worker is not None:
+                    # Closed meanwhile: close() cleans up the trash after joining us.
+                    (self._trash if self._closed else self._idle).append(worker)
+                elif not self._closed:
+                    self._cond.wait(1.0)  # back off before trying again
+
+
+class _Worker:
+    """One child process and what belongs to it."""
+
+    def __init__(self, proc, result_fd, uid, cwd):
+        self.proc = proc
+        self.result_fd = result_fd
+        self.uid = uid
+        self.cwd = cwd
+        self.stopped = None  # set by close(): why the pool killed it
+        try:
+            self.pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None  # old kernel: exits are noticed by polling instead
+        self._reaped = False
+
+    def exited(self):
+        """True once the child has exited; it is not reaped, so its pgid stays ours."""
+        if self.proc.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.proc.pid,
+                             os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def kill(self):
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def stop(self, why):
+        self.stopped = why
+        self.kill()
+
+    def reap(self):
+        """Kill the group, wait for the child, close our ends. Idempotent."""
+        if self._reaped:
+            return
+        self._reaped = True
+        self.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        for fd in (self.result_fd, self.pidfd):
+            if fd is not None:
+                os.close(fd)
+
+
+class _Uids:
+    """Throw-away user ids for jobs, one per live child, locked across processes."""
+
+    def __init__(self, base, count, lock_dir):
+        self.base, self.count = base, count
+        self.lock_dir = _private_dir(lock_dir)
+        self._held = {}
+        self._taken_by_accounts = set()
+        self._next = 0
+        self._lock = threading.Lock()
+        _become_subreaper()
+
+    def acquire(self):
+        """A uid nobody else uses now, with no process left under it."""
+        for _ in range(self.count):
+            uid = self._lock_next()
+            if self.kill_all(uid):
+                return uid
+            # Zombies only init can reap (an init that never does, as in some
+            # containers) still count against this uid's process limit.
+            log.warning("sandbox user %d has processes that cannot be removed; skipping it", uid)
+            self.release(uid)
+        raise BlockError("no usable sandbox user left")
+
+    def _lock_next(self):
+        with self._lock:
+            for i in range(self.count):
+                uid = self.base + (self._next + i) % self.count
+                if uid in self._held or self._is_account(uid):
+                    continue
+                fd = os.open(os.path.join(self.lock_dir, str(uid)),
+                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    continue  # another server process has it
+                self._held[uid] = fd
+                self._next = (self._next + i + 1) % self.count  # rotate: reuse ids late
+                return uid
+        raise BlockError("too many code blocks running at once (no free sandbox user)")
+
+    def release(self, uid):
+        with self._lock:
+            fd = self._held.pop(uid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _is_account(self, uid):
+        if uid in self._taken_by_accounts:
+            return True
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            try:
+                grp.getgrgid(uid)
+            except KeyError:
+                return False
+        self._taken_by_accounts.add(uid)
+        return True
+
+    @staticmethod
+    def kill_all(uid, rounds=400):
+        """SIGKILL every process whose real uid is `uid` and reap those we adopted.
+
+        True once none is left; False if zombies that only init may reap remain.
+        """
+        me = os.getpid()
+        for attempt in range(rounds):
+            live, adopted, orphaned, waiting = _census(uid, me)
+            for pid in adopted:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            for pid in live:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not (live or adopted or waiting or orphaned):
+                return True
+            if not (live or adopted or waiting) and attempt > 4:
+                return False  # only init's zombies left, and it is not reaping them
+            time.sleep(0.005)
+        log.error("processes of sandbox user %d survived SIGKILL", uid)
+        return False
+
+
+def _census(uid, me):
+    """Processes of `uid`: (live, zombies we may reap, zombies of init, other zombies)."""
+    live, adopted, orphaned, waiting = [], [], [], []
+    wanted = b"\nUid:\t%d\t" % uid  # the real uid comes first
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as f:
+                status = f.read(4096)
+        except OSError:
+            continue  # gone
+        if wanted not in status:
+            continue
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        pid = int(name)
+        if fields.get(b"State", b"").strip()[:1] not in (b"Z", b"X"):
+            live.append(pid)
+            continue
+        parent = int(fields.get(b"PPid", b"0"))
+        (adopted if parent == me else orphaned if parent == 1 else waiting).append(pid)
+    return live, adopted, orphaned, waiting
+
+
+_subreaper = []
+
+
+def _become_subreaper():
+    """Adopt our children's orphans (a killed job's grandchildren) so we can reap them.
+
+    Otherwise they go to init, and an init that does not reap (some container
+    runtimes) keeps them as zombies, counted against the uid's process limit.
+    Not inherited by children; only zombies under sandbox uids are reaped here.
+    """
+    if _subreaper:
+        return
+    _subreaper.append(True)
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+            log.warning("could not become a child subreaper: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        log.warning("could not become a child subreaper: %s", exc)
+
+
+def _remove_owned(uid):
+    """Remove what `uid` left at the top of the world-writable temporary directories."""
+    for top in SHARED_TMP:
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _private_dir(path):
+    """`path` as a root-only directory (created if needed); refuse one anybody else controls."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise RuntimeError(f"{path} must be a directory owned by root and writable only by it")
+    return path
+
+
+_pythons = {}  # (explicit, root) -> path: probing costs a process start, do it once
+
+
+def _find_python(explicit, uids):
+    """The first interpreter a sandbox user can run: the server's own, else the system's.
+
+    The server's interpreter often lives where other users cannot reach it
+    (pyenv under /root, a 0700 home). The child uses only the standard
+    library, so the system's python3 does as well.
+    """
+    key = (explicit, uids is not None)
+    if key in _pythons:
+        return _pythons[key]
+    candidates = [explicit] if explicit else [
+        sys.executable, "/usr/bin/python3", "/usr/local/bin/python3",
+        shutil.which("python3", path=CHILD_ENV["PATH"])]
+    tried = []
+    for path in dict.fromkeys(c for c in candidates if c):
+        tried.append(path)
+        if _can_run(path, uids):
+            if path != candidates[0]:
+                log.info("code blocks run under %s (%s is not usable by sandbox users)",
+                         path, candidates[0])
+            _pythons[key] = path
+            return path
+    raise RuntimeError("no Python interpreter the sandbox user can run (tried "
+                       + ", ".join(tried) + "); pass SandboxPool(python=...)")
+
+
+def _can_run(path, uids):
+    uid = uids.acquire() if uids else None
+    ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+    probe = "import ast, json, resource, sys; sys.exit(sys.version_info < (3, 8))"
+    try:
+        done = subprocess.run([path, "-I", "-S", "-c", probe], cwd="/", env=CHILD_ENV,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=30, **ids)
+        return done.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        if uid is not None:
+            uids.kill_all(uid)
+            uids.release(uid)
+
+
+def _read_into(fd, buffer, limit, sel=None, chunks=16):
+    """Read what `fd` has now (at most `chunks` reads) into `buffer`, up to
+    `limit` bytes; the rest is read and dropped, so the child never blocks.
+    True if anything was dropped. At EOF, unregister it from `sel`."""
+    dropped = False
+    for _ in range(chunks):
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return dropped
+        except OSError:
+            chunk = b""
+        if not chunk:
+            if sel is not None:
+                sel.unregister(fd)
+            return dropped
+        room = limit - len(buffer)
+        if len(chunk) > room:
+            dropped = True
+        buffer += chunk[:max(0, room)]
+    return dropped
+
+
+def _stdout_text(data, truncated):
+    if not data and not truncated:
+        return None
+    text = data.decode("utf-8", "replace")
+    if truncated or len(text) > STDOUT_LIMIT:
+        # Keep the whole thing, marker included, within the limit (block.py clips at it too).
+        text = text[:STDOUT_LIMIT - len(TRUNCATED)] + TRUNCATED
+    return text
+
+
+def _parse(reply):
+    """The child's answer, or None if it sent none (or nonsense)."""
+    if not reply:
+        return None
+    try:
+        answer = json.loads(reply, parse_constant=_reject)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(answer, dict) and ("value" in answer or "error" in answer):
+        return answer
+    return None
+
+
+def _reject(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _seconds(t):
+    return f"{round(t, 1):g}" if t >= 1 else f"{t:.2g}"
+
+
+def _signal_name(sig):
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"

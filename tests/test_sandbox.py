@@ -1,0 +1,448 @@
+"""SandboxPool on its own: real child processes, no server."""
+
+import os
+import resource
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from actors.context import BlockCancelled, BlockTimeout
+from actors.sandbox import STDOUT_LIMIT, TRUNCATED, SandboxError, SandboxPool
+from server.errors import BlockError
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="the user switch needs root")
+SCOPE = {"inputs": {}, "variables": {}}
+
+
+@pytest.fixture
+def pool():
+    p = SandboxPool(size=2, memory_mb=256, cpu_seconds=20)
+    assert p.unavailable is None, p.unavailable
+    yield p
+    p.close()
+
+
+def run(pool, code, inputs=None, variables=None, timeout=10, **kw):
+    return pool.run(code, {"inputs": inputs or {}, "variables": variables or {}},
+                    timeout=timeout, **kw)
+
+
+def fails(pool, code, timeout=10, **kw):
+    with pytest.raises(SandboxError) as info:
+        run(pool, code, timeout=timeout, **kw)
+    return info.value
+
+
+def alive(pid):
+    """Running (not gone, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def status_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+
+def procs_where(test):
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and alive(name):
+            try:
+                if test(int(name)):
+                    found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def pgid_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[2])
+
+
+def eventually(check, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def sandbox_children():
+    """Our direct children that run the sandbox child's source."""
+    me = os.getpid()
+
+    def ours(pid):
+        return int(status_of(pid)["PPid"]) == me and \
+            b"RESULT_FD" in open(f"/proc/{pid}/cmdline", "rb").read()
+    return procs_where(ours)
+
+
+# -- values, scope, output ---------------------------------------------------------------
+
+def test_return_values(pool):
+    assert run(pool, "return 1 + 1").value == 2
+    assert run(pool, "return {'a': [1, 2.5, None, True], 'é': 'ü'}").value == \
+        {"a": [1, 2.5, None, True], "é": "ü"}
+    assert run(pool, "x = 1").value is None  # no return
+    assert run(pool, "").value is None
+    assert run(pool, "return (1, 2)").value == [1, 2]
+    result = run(pool, "return 'quiet'")
+    assert result.stdout is None
+
+
+def test_inputs_and_variables_in_scope(pool):
+    code = ("return {'n': inputs['start']['n'] * 2, 'who': variables['name'],"
+            " 'keys': sorted(inputs)}")
+    result = run(pool, code, inputs={"start": {"n": 21}, "other": 1}, variables={"name": "Ada"})
+    assert result.value == {"n": 42, "who": "Ada", "keys": ["other", "start"]}
+
+
+def test_other_scope_names(pool):
+    # The agent's code tools pass `args`: every scope key is an argument.
+    assert pool.run("return args['x'] + 1", {"args": {"x": 1}}, timeout=10).value == 2
+    with pytest.raises(Exception):
+        pool.run("return 1", {"not a name": 1}, timeout=10)
+
+
+def test_helpers_and_imports(pool):
+    code = ("import math, statistics\n"
+            "def sq(v):\n    return v * v\n"
+            "return [sq(i) for i in inputs['xs']] + [math.floor(statistics.mean(inputs['xs']))]")
+    assert run(pool, code, inputs={"xs": [1, 2, 3]}).value == [1, 4, 9, 2]
+
+
+def test_stdout_is_captured_and_never_the_result(pool):
+    code = ("import os, sys\n"
+            "print('hello')\n"
+            "print('{\"value\": 666}')\n"
+            "print('to stderr', file=sys.stderr)\n"
+            "os.write(1, b'raw fd\\n')\n"
+            "return 7")
+    result = run(pool, code)
+    assert result.value == 7
+    for text in ("hello\n", '{"value": 666}\n', "to stderr\n", "raw fd\n"):
+        assert text in result.stdout
+
+
+def test_stdout_is_bounded(pool):
+    result = run(pool, "for i in range(20000):\n    print('x' * 99)\nreturn 'done'")
+    assert result.value == "done"
+    assert len(result.stdout) <= STDOUT_LIMIT
+    assert result.stdout.endswith(TRUNCATED)
+    assert result.stdout.startswith("x" * 99 + "\n")
+
+
+def test_concurrent_runs(pool):
+    results, errors = {}, []
+
+    def one(i):
+        try:
+            results[i] = run(pool, "print(inputs['i'])\nreturn inputs['i'] * 10", inputs={"i": i})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert {i: (r.value, r.stdout) for i, r in results.items()} == \
+        {i: (i * 10, f"{i}\n") for i in range(8)}
+
+
+def test_a_forked_copy_does_not_answer(pool):
+    code = "import os\nif os.fork() == 0:\n    return 'child'\nreturn 'parent'"
+    assert run(pool, code).value == "parent"
+
+
+# -- failures ---------------------------------------------------------------------------
+
+def test_exception_message_names_the_user_line(pool):
+    code = "def helper(x):\n    return 1 / x\n\ny = 0\nreturn helper(y)"
+    exc = fails(pool, code)
+    assert exc.message.startswith("code raised ZeroDivisionError: division by zero")
+    assert "line 5: return helper(y)" in exc.message
+    assert "line 2, in helper: return 1 / x" in exc.message
+    assert "sandbox" not in exc.message  # none of our own frames
+
+
+def test_printed_text_survives_a_failure(pool):
+    exc = fails(pool, "print('before')\nraise ValueError('bad input')")
+    assert exc.message.startswith("code raised ValueError: bad input")
+    assert exc.stdout == "before\n"
+
+
+def test_syntax_error_names_the_line(pool):
+    exc = fails(pool, "x = 1\ny = (\nreturn x")
+    assert exc.message.startswith("syntax error on line ")
+    exc = fails(pool, "x = 1\nreturn x +* 2")
+    assert "line 2" in exc.message
+    assert "return x +* 2" in exc.message
+
+
+@pytest.mark.parametrize("code, words", [
+    ("return object()", "Object of type object is not JSON serializable"),
+    ("return {1, 2}", "Object of type set"),
+    ("return float('nan')", "Out of range float"),
+    ("x = []\nx.append(x)\nreturn x", "Circular reference"),
+])
+def test_non_json_return_values(pool, code, words):
+    exc = fails(pool, code)
+    assert exc.message.startswith("return value is not JSON-serialisable: ")
+    assert words in exc.message
+
+
+def test_os_exit_and_sys_exit(pool):
+    assert "exit code 3" in fails(pool, "import os\nos._exit(3)").message
+    assert fails(pool, "import sys\nsys.exit()").message == "code called sys.exit()"
+    assert fails(pool, "raise SystemExit(2)").message == "code called sys.exit(2)"
+    assert run(pool, "return 'still fine'").value == "still fine"
+
+
+def test_memory_bomb(pool):
+    exc = fails(pool, "x = bytearray(4 * 1024 ** 3)\nreturn len(x)")
+    assert exc.message.startswith("code raised MemoryError")
+    assert "memory limit 256 MB" in exc.message
+    exc = fails(pool, "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 ** 2))")
+    assert "MemoryError" in exc.message or "memory" in exc.message
+    assert run(pool, "return 'still fine'").value == "still fine"
+
+
+def test_limits_are_set(pool):
+    code = ("import resource as r\n"
+            "return [r.getrlimit(x) for x in"
+            " (r.RLIMIT_AS, r.RLIMIT_CPU, r.RLIMIT_NPROC, r.RLIMIT_FSIZE)]")
+    mem, cpu, nproc, fsize = run(pool, code).value
+    assert mem == [256 * 1024 ** 2] * 2
+    assert cpu == [20, 21]
+    assert nproc[1] <= 64
+    assert fsize[1] <= 64 * 1024 ** 2
+    exc = fails(pool, "open('big', 'wb').write(b'x' * (32 * 1024 ** 2))")
+    assert "File too large" in exc.message or "EFBIG" in exc.message or "Errno 27" in exc.message
+
+
+# -- timeouts, cancel, runaway processes ------------------------------------------------
+
+def test_timeout_kills_the_process_group(pool):
+    code = "import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass"
+    started = time.monotonic()
+    with pytest.raises(BlockTimeout) as info:
+        run(pool, code, timeout=1)
+    took = time.monotonic() - started
+    assert 0.9 <= took < 2.5, took
+    assert info.value.message == "code timed out after 1s"
+    pid = int(info.value.stdout)
+    assert eventually(lambda: not alive(pid), 2)
+    assert procs_where(lambda p: pgid_of(p) == pid) == []
+
+
+def test_cancel_stops_it_quickly(pool):
+    cancelled = threading.Event()
+    threading.Timer(0.3, cancelled.set).start()
+    started = time.monotonic()
+    with pytest.raises(BlockCancelled):
+        run(pool, "import time\ntime.sleep(30)", timeout=30, cancelled=cancelled)
+    assert time.monotonic() - started < 1.5
+
+
+def test_no_timeout_still_cancellable(pool):
+    cancelled = threading.Event()
+    threading.Timer(0.2, cancelled.set).start()
+    with pytest.raises(BlockCancelled):
+        run(pool, "while True:\n    pass", timeout=None, cancelled=cancelled)
+
+
+def test_fork_bomb_is_contained(pool):
+    code = ("import os\n"
+            "print(os.getpid(), os.getuid(), flush=True)\n"
+            "while True:\n"
+            "    try:\n"
+            "        os.fork()\n"
+            "    except OSError:\n"
+            "        pass")
+    started = time.monotonic()
+    with pytest.raises(BlockTimeout) as info:
+        run(pool, code, timeout=1.5)
+    assert time.monotonic() - started < 4
+    pid, uid = (int(v) for v in info.value.stdout.split()[:2])
+    if ROOT:
+        def of_uid(p):
+            return status_of(p)["Uid"].split()[0] == str(uid)
+        assert eventually(lambda: procs_where(of_uid) == [], 10)
+    else:
+        assert eventually(lambda: procs_where(lambda p: pgid_of(p) == pid) == [], 10)
+    assert run(pool, "return 'still fine'").value == "still fine"
+
+
+@needs_root
+def test_a_process_that_left_the_group_is_killed_too(pool):
+    code = ("import os, time\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    os.setsid()\n"
+            "    time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "return child")
+    escaped = run(pool, code).value
+    assert eventually(lambda: not alive(escaped), 5)
+
+
+# -- isolation ------------------------------------------------------------------------------
+
+def test_clean_environment(monkeypatch):
+    monkeypatch.setenv("ACTORFLOW_API_KEY", "af_secret_from_the_parent")
+    monkeypatch.setenv("SOME_TOKEN", "parent-token-123")
+    p = SandboxPool(size=1, memory_mb=256, cpu_seconds=20)
+    try:
+        env = run(p, "import os\nreturn dict(os.environ)").value
+    finally:
+        p.close()
+    assert set(env) <= {"PATH", "LANG", "HOME", "TMPDIR", "LC_CTYPE"}
+    assert not [v for v in env.values() if "parent" in v]
+
+
+def test_fresh_private_working_directory(pool):
+    code = ("import os, stat\n"
+            "open('note.txt', 'w').write('x')\n"
+            "return [os.getcwd(), oct(stat.S_IMODE(os.stat('.').st_mode)),"
+            " oct(stat.S_IMODE(os.stat('note.txt').st_mode)), os.listdir('.')]")
+    cwd, dir_mode, file_mode, listing = run(pool, code).value
+    assert os.path.basename(cwd).startswith("actorflow-code-")
+    assert dir_mode == "0o700" and file_mode == "0o600"  # umask 077
+    assert listing == ["note.txt"]
+    assert eventually(lambda: not os.path.exists(cwd), 5)
+    cwd2 = run(pool, "import os\nreturn os.getcwd()").value
+    assert cwd2 != cwd
+
+
+def test_no_inherited_descriptors(pool, tmp_path):
+    held = open(tmp_path / "server-file", "w")
+    try:
+        fds = run(pool, "import os\n"
+                        "return sorted(int(f) for f in os.listdir('/proc/self/fd'))").value
+    finally:
+        held.close()
+    # stdin, stdout/stderr, the result pipe, and the one listdir itself had open.
+    assert fds[:3] == [0, 1, 2]
+    assert len(fds) <= 5, fds
+
+
+@needs_root
+def test_runs_as_an_unprivileged_user(pool):
+    ids = run(pool, "import os\n"
+                    "return [os.getuid(), os.geteuid(), os.getgid(), os.getgroups()]").value
+    uid, euid, gid, groups = ids
+    assert uid != 0 and euid != 0 and gid != 0 and groups == []
+    other = run(pool, "import os\nreturn os.getuid()").value
+    assert other != uid  # each job its own user
+
+
+@needs_root
+def test_cannot_read_the_server_database(pool, tmp_path):
+    db = tmp_path / "actorflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table secret (v text)")
+        conn.execute("insert into secret values ('hunter2')")
+    exc = fails(pool, f"return open({str(db)!r}, 'rb').read().decode('latin-1')")
+    assert "PermissionError" in exc.message
+    code = (f"import sqlite3\n"
+            f"return sqlite3.connect({str(db)!r}).execute('select v from secret').fetchall()")
+    exc = fails(pool, code)
+    assert "OperationalError" in exc.message and "hunter2" not in exc.message
+
+
+@needs_root
+def test_cannot_read_the_server_environment(pool, monkeypatch):
+    monkeypatch.setenv("ACTORFLOW_API_KEY", "af_secret_from_the_parent")
+    for path in (f"/proc/{os.getpid()}/environ", f"/proc/{os.getpid()}/mem", "/proc/1/environ"):
+        exc = fails(pool, f"return open({path!r}, 'rb').read(100).decode('latin-1')")
+        assert "PermissionError" in exc.message, exc.message
+
+
+@needs_root
+def test_cannot_signal_the_server(pool):
+    exc = fails(pool, f"import os, signal\nos.kill({os.getpid()}, signal.SIGTERM)")
+    assert "PermissionError" in exc.message
+
+
+# -- the pool ----------------------------------------------------------------------------------
+
+def test_close_leaves_no_process():
+    p = SandboxPool(size=3, memory_mb=256, cpu_seconds=20)
+    assert eventually(lambda: len(sandbox_children()) >= 3, 10)
+    pids = [run(p, "import os\nreturn os.getpid()").value for _ in range(2)]
+    p.close()
+    assert sandbox_children() == []
+    assert not any(alive(pid) for pid in pids)
+    with pytest.raises(Exception):
+        run(p, "return 1")
+    p.close()  # twice is fine
+
+
+def test_close_stops_a_running_job():
+    p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20)
+    errors = []
+
+    def job():
+        try:
+            run(p, "while True:\n    pass", timeout=30)
+        except Exception as exc:
+            errors.append(exc)
+    t = threading.Thread(target=job)
+    t.start()
+    time.sleep(0.5)
+    p.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert errors and "closed" in str(errors[0])
+    assert eventually(lambda: sandbox_children() == [], 5)
+
+
+def test_warm_pool_is_used_and_refilled():
+    p = SandboxPool(size=2, memory_mb=256, cpu_seconds=20)
+    try:
+        assert eventually(lambda: len(sandbox_children()) == 2, 10)
+        warm = set(sandbox_children())
+        pid = run(p, "import os\nreturn os.getpid()").value
+        assert pid in warm  # it took a process that was already waiting
+        assert eventually(
+            lambda: len(sandbox_children()) == 2 and pid not in sandbox_children(), 10)
+    finally:
+        p.close()
+
+
+def test_dead_warm_process_is_replaced():
+    p = SandboxPool(size=1, memory_mb=256, cpu_seconds=20)
+    try:
+        assert eventually(lambda: len(sandbox_children()) == 1, 10)
+        os.killpg(sandbox_children()[0], 9)
+        time.sleep(0.1)
+        assert run(p, "return 5").value == 5
+    finally:
+        p.close()
+
+
+def test_unusable_interpreter_fails_blocks_not_the_server(tmp_path):
+    p = SandboxPool(size=1, python=str(tmp_path / "no-such-python"))
+    try:
+        assert p.unavailable
+        with pytest.raises(BlockError) as info:
+            run(p, "return 1")
+        assert "unavailable" in info.value.message
+    finally:
+        p.close()
+
+
+def test_own_limits_do_not_touch_the_parent(pool):
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    run(pool, "return 1")
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
