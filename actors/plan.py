@@ -22,7 +22,7 @@ class RunPlan:
 
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
-             timeout, webhook_block=None, trigger_payload=None) -> RunPlan:
+             timeout, webhook_block=None, trigger_payload=None, graph=None) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -34,5 +34,5 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
         variables = apply_inputs(starters, variables)
         entries = tuple(b["id"] for b in starters)
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
-                   graph=Graph.build(blocks, edges), entries=entries, variables=variables,
+                   graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
                    trigger=trigger, trigger_payload=trigger_payload, timeout=timeout)

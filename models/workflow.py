@@ -1,5 +1,7 @@
 """Workflows and their graphs (blocks and edges), and the queries over them."""
 
+import typing
+
 import peewee
 
 from server.errors import WorkflowNotFound, ValidationError
@@ -17,6 +19,7 @@ class Workflow(BaseModel):
     armed_until = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    version = peewee.IntegerField(default=0)  # bumped on every graph save
 
 
 class Block(BaseModel):
@@ -58,6 +61,23 @@ def get_workflow(workspace: str, workflow_id: str) -> Workflow:
     if wf is None:
         raise WorkflowNotFound()
     return wf
+
+
+class WorkflowRef(typing.NamedTuple):
+    id: str
+    workspace: str
+    version: int
+
+
+def workflow_ref(workspace: str, workflow_id: str) -> WorkflowRef:
+    """(id, workspace, graph version), or WorkflowNotFound. Raw SQL: this is on the execute hot path."""
+    from .base import database
+    p = database.param
+    row = database.execute_sql(
+        f"SELECT version FROM workflow WHERE id = {p} AND workspace = {p}", (workflow_id, workspace)).fetchone()
+    if row is None:
+        raise WorkflowNotFound()
+    return WorkflowRef(workflow_id, workspace, row[0])
 
 
 def list_workflows(workspace: str, limit: int, offset: int):
@@ -150,6 +170,7 @@ def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, publ
     for start in range(0, len(edge_rows), 200):
         Edge.insert_many(edge_rows[start:start + 200]).execute()
     wf.updated_at = utcnow()
+    wf.version += 1
     wf.save()
     return full_workflow_json(wf, public_url)
 

@@ -1,19 +1,43 @@
 """Starting a run from a request: load the workflow, plan, start. Shared by /execute, SSE, webhooks."""
 
+from actors.dag import Graph
 from actors.plan import plan_run
 from models import workflow as wf_model
 from server.errors import ServiceUnavailable
 
 
+class GraphCache:
+    """Recently run graphs, keyed by workflow id and graph version. Loop thread only."""
+
+    def __init__(self, size=256):
+        self._size = size
+        self._entries = {}
+
+    def get(self, workflow_id, version):
+        """(blocks, edges, Graph) of that version of the workflow's graph."""
+        hit = self._entries.get(workflow_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        blocks, edges = wf_model.load_graph(workflow_id)
+        entry = (blocks, edges, Graph.build(blocks, edges))
+        if len(self._entries) >= self._size:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[workflow_id] = (version, entry)
+        return entry
+
+
 def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None):
-    """Plan and start a run of `wf` (a Workflow row). Raises ValidationError before any run exists."""
+    """Plan and start a run of `wf` (a Workflow row or WorkflowRef).
+
+    Raises ValidationError before any run exists.
+    """
     if not runtime.runs.accepting:
         raise ServiceUnavailable("server is shutting down")
-    blocks, edges = wf_model.load_graph(wf.id)
+    blocks, edges, graph = runtime.graphs.get(wf.id, wf.version)
     plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                     trigger=trigger, timeout=timeout, webhook_block=webhook_block,
-                    trigger_payload=trigger_payload)
+                    trigger_payload=trigger_payload, graph=graph)
     return runtime.runs.start(plan)
 
 

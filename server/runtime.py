@@ -13,6 +13,7 @@ from models.base import new_id
 from models.db import migrate, open_database
 from .auth import AuthCache
 from .bridge import Bridge
+from .execution_start import GraphCache
 from .runs import Runs
 from .subruns import SubRuns
 
@@ -39,6 +40,7 @@ class Runtime:
         self.writer.start()
         self.timers = Timers()
         self.auth_cache = AuthCache()
+        self.graphs = GraphCache()
         self.services = {}
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,

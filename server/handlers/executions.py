@@ -16,7 +16,7 @@ class ExecuteHandler(BaseHandler):
     trigger = "api"
 
     async def post(self, workflow_id):
-        wf = wf_model.get_workflow(self.workspace, workflow_id)
+        wf = wf_model.workflow_ref(self.workspace, workflow_id)
         variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
         run = start_run(self.runtime, wf, variables, self.trigger, timeout)
         await wait_for_end(run, timeout)
