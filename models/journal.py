@@ -2,22 +2,62 @@
 
 Ops are tuples: ("run", row), ("run_update", execution_id, fields),
 ("log", row), ("log_update", execution_id, block_id, fields), ("event", row).
-Consecutive inserts of one kind go in one INSERT.
+This is the engine's hottest write path, so statements are built once per
+shape and sent with `executemany`; values still go through each field's
+`db_value`, so JSON and times are stored exactly as the models store them.
 """
 
+from .base import database
 from .execution import BlockLog, Execution, ExecutionEvent
 
 _INSERTS = {"run": Execution, "log": BlockLog, "event": ExecutionEvent}
+_sql_cache = {}
+
+
+def _quote(name):
+    left, right = database.quote  # e.g. '""' for SQLite and PostgreSQL, '``' for MySQL
+    return f"{left}{name}{right}"
+
+
+def _insert_sql(model, names):
+    key = ("insert", model, names)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        p = database.param
+        cols = ", ".join(_quote(model._meta.fields[n].column_name) for n in names)
+        sql = (f"INSERT INTO {_quote(model._meta.table_name)} ({cols}) "
+               f"VALUES ({', '.join([p] * len(names))})")
+        _sql_cache[key] = sql
+    return sql
+
+
+def _update_sql(model, names, where):
+    key = ("update", model, names, where)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        p = database.param
+        sets = ", ".join(f"{_quote(model._meta.fields[n].column_name)} = {p}" for n in names)
+        cond = " AND ".join(f"{_quote(model._meta.fields[n].column_name)} = {p}" for n in where)
+        sql = f"UPDATE {_quote(model._meta.table_name)} SET {sets} WHERE {cond}"
+        _sql_cache[key] = sql
+    return sql
+
+
+def _values(model, names, row):
+    fields = model._meta.fields
+    return [fields[n].db_value(row[n]) for n in names]
 
 
 def apply(ops):
+    cursor = database.cursor()
     pending_kind, pending_rows = None, []
 
     def flush():
         if pending_rows:
             model = _INSERTS[pending_kind]
-            for start in range(0, len(pending_rows), 100):
-                model.insert_many(pending_rows[start:start + 100]).execute()
+            names = tuple(pending_rows[0])
+            cursor.executemany(_insert_sql(model, names),
+                               [_values(model, names, row) for row in pending_rows])
             pending_rows.clear()
 
     for op in ops:
@@ -30,10 +70,13 @@ def apply(ops):
             continue
         flush()
         if kind == "run_update":
-            Execution.update(**op[2]).where(Execution.id == op[1]).execute()
+            names = tuple(op[2])
+            cursor.execute(_update_sql(Execution, names, ("id",)),
+                           _values(Execution, names, op[2]) + [op[1]])
         elif kind == "log_update":
-            (BlockLog.update(**op[3])
-             .where((BlockLog.execution == op[1]) & (BlockLog.block_id == op[2])).execute())
+            names = tuple(op[3])
+            cursor.execute(_update_sql(BlockLog, names, ("execution", "block_id")),
+                           _values(BlockLog, names, op[3]) + [op[1], op[2]])
         else:
             raise ValueError(f"unknown journal op {kind!r}")
     flush()
