@@ -144,12 +144,13 @@ class Coordinator(pykka.ThreadingActor):
             config = render(block["config"], self._scope(block_id), skip_keys=block_type.raw_keys)
             timeout, retries, delay = _limits(config)
         except BlockError as exc:
-            row["input"] = block["config"]
+            row["input"] = {k: v for k, v in block["config"].items() if k not in block_type.secret_keys}
             self.ops.append(("log", row))
             self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})
             self._block_done(BlockDone(block_id, False, None, exc.message, 0, None))
             return
-        row["input"] = config
+        row["input"] = {k: v for k, v in config.items() if k not in block_type.secret_keys} \
+            if block_type.secret_keys else config
         self.config_of[block_id] = config
         self.ops.append(("log", row))
         self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})

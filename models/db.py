@@ -45,15 +45,32 @@ def open_database(url: str) -> peewee.Database:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///"):]
-        if path and path != ":memory:":
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
         db = peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
                                    timeout=10)
+        if path and path != ":memory:":
+            _private(path)
     else:
         db = connect(url)
     database.initialize(db)
     return db
+
+
+def _private(path):
+    """Make the database's folder (when we create it) and files readable by this user only.
+
+    Code blocks run as other users; they must not read the database.
+    SQLite gives the -wal and -shm files the database file's mode.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def migrate():

@@ -150,3 +150,15 @@ async def test_code_cannot_see_server_secrets(api, settings):
     if os.geteuid() == 0:
         assert seen[db_path] == "PermissionError"
         assert seen[f"/proc/{os.getpid()}/environ"] == "PermissionError"
+
+
+@pytest.mark.gen_test
+async def test_stdout_is_kept_when_code_fails(api):
+    wf = await api.workflow([{"id": "start", "type": "starter"},
+                             {"id": "c", "type": "code", "config": {"code": "print('before')\nraise ValueError('x')"}}],
+                            [{"source": "start", "target": "c"}])
+    status, body = await api.execute(wf, {})
+    assert status == 500
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    entry = next(e for e in logs["logs"] if e["block_id"] == "c")
+    assert entry["status"] == "failed" and "before" in entry["stdout"]

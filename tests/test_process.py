@@ -131,3 +131,10 @@ def test_runs_of_dead_processes_are_resolved_on_start_but_live_ones_are_not(tmp_
         assert _status(path, alive)[0][0] == "running"
     finally:
         server.stop()
+
+
+def test_database_files_are_private(tmp_path):
+    path = tmp_path / "fresh" / "af.db"
+    assert run_cli("list-keys", "--database-url", f"sqlite:///{path}").returncode == 0
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

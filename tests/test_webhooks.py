@@ -110,6 +110,10 @@ async def test_accepted_call_answers_202_and_runs_from_the_webhook(api):
     assert run["variables"] == {"x": 5, "y": "z"}
     status, listed = await api.get(f"/api/workflows/{wf}/executions")
     assert [(e["id"], e["trigger"]) for e in listed["executions"]] == [(eid, "webhook")]
+    # The secret is not copied into the run's stored logs or events.
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{eid}/logs")
+    hook_log = next(entry for entry in logs["logs"] if entry["block_id"] == "hook")
+    assert "webhook_secret" not in hook_log["input"] and secret not in json.dumps(logs)
     # Single use: the arm is gone.
     assert await armed_until(api, wf) is None
     status, body, _ = await fire(api, hook_id, {"x": 6}, secret=secret)

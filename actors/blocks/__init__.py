@@ -11,13 +11,15 @@ class BlockType:
     `check(config)` returns a list of (key, message) problems with a saved
     config; `run(ctx)` returns the block's output or raises BlockError.
     `trigger` types start runs (starter, webhook). Keys in `raw_keys` are not
-    rendered before the run (the agent renders its tools per call).
+    rendered before the run (the agent renders its tools per call). Keys in
+    `secret_keys` never reach the block's log.
     """
     name: str
     check: Callable[[dict], list]
     run: Callable[[Any], Any]
     trigger: bool = False
     raw_keys: frozenset = frozenset()
+    secret_keys: frozenset = frozenset()
 
 
 class Registry:

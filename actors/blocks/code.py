@@ -1,5 +1,6 @@
 """code: the body of a Python function, run in an isolated process."""
 
+from server.errors import BlockError
 from . import BlockType, checks
 
 
@@ -9,8 +10,12 @@ def check(config):
 
 def run(ctx):
     sandbox = ctx.services["sandbox"]
-    result = sandbox.run(ctx.config["code"], {"inputs": ctx.inputs, "variables": ctx.variables},
-                         timeout=ctx.remaining(), cancelled=ctx.cancelled)
+    try:
+        result = sandbox.run(ctx.config["code"], {"inputs": ctx.inputs, "variables": ctx.variables},
+                             timeout=ctx.remaining(), cancelled=ctx.cancelled)
+    except BlockError as exc:
+        ctx.stdout = getattr(exc, "stdout", None)  # what it printed before failing, for the log
+        raise
     ctx.stdout = result.stdout
     return result.value
 

@@ -7,4 +7,4 @@ def run(ctx):
     return ctx.trigger
 
 
-TYPE = BlockType("webhook", checks.common, run, trigger=True)
+TYPE = BlockType("webhook", checks.common, run, trigger=True, secret_keys=frozenset({"webhook_secret"}))
