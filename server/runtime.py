@@ -1,6 +1,8 @@
 """The running server's parts, built once from Settings and passed to handlers."""
 
+import asyncio
 import logging
+import time
 
 import pykka
 
@@ -53,6 +55,7 @@ class Runtime:
         self.services["subrun"] = SubRuns(self)
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
         self.closed = False
+        self.in_flight = 0
 
     def _stale_after(self):
         return max(3 * self.settings.heartbeat_interval, 15.0)
@@ -63,11 +66,23 @@ class Runtime:
         self.writer.submit(processes.resolve_orphans, (self.owner, self._stale_after()))
         self._beat = self.timers.call_later(self.settings.heartbeat_interval, self._heartbeat)
 
+    def requests_started(self):
+        self.in_flight += 1
+
+    def requests_ended(self):
+        self.in_flight -= 1
+
     async def shutdown(self, grace=None):
-        """Finish or fail live runs, then close everything. Call on the loop."""
+        """Finish or fail live runs, let their answers go out, then close everything.
+
+        Call on the loop, after the HTTP server stopped accepting connections.
+        """
         if self.closed:
             return
         await self.runs.shutdown(self.settings.shutdown_grace if grace is None else grace)
+        deadline = time.monotonic() + 5
+        while self.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         self.close()
 
     def close(self):

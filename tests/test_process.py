@@ -138,3 +138,78 @@ def test_database_files_are_private(tmp_path):
     assert run_cli("list-keys", "--database-url", f"sqlite:///{path}").returncode == 0
     assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _slow_workflow(url, key, seconds):
+    status, wf = http(url + "/api/workflows", "POST", {"name": "slow"}, key=key)
+    graph = {"blocks": [{"id": "start", "type": "starter"},
+                        {"id": "slow", "type": "code", "config": {"code": f"import time\ntime.sleep({seconds})\nreturn 1"}}],
+             "edges": [{"source": "start", "target": "slow"}]}
+    assert http(url + f"/api/workflows/{wf['id']}/graph", "PUT", graph, key=key)[0] == 200
+    return wf["id"]
+
+
+def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
+    import threading
+    key = "k" * 20
+    server = ServerProcess(db_url(tmp_path), env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "3"})
+    quick = _slow_workflow(server.url, key, 1)
+    stuck = _slow_workflow(server.url, key, 60)
+    answers = {}
+
+    def call(name, wf):
+        answers[name] = http(server.url + f"/api/workflows/{wf}/execute", "POST", {}, key=key)
+
+    threads = [threading.Thread(target=call, args=("quick", quick)),
+               threading.Thread(target=call, args=("stuck", stuck))]
+    for t in threads:
+        t.start()
+    import time
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - t0 < 10
+    for t in threads:
+        t.join(10)
+    assert answers["quick"][0] == 200 and answers["quick"][1]["output"] == {"slow": 1}
+    assert answers["stuck"][0] == 500
+    assert "server stopped" in answers["stuck"][1]["error"]
+    db = peewee.SqliteDatabase(str(tmp_path / "af.db"))
+    rows = dict(db.execute_sql("SELECT workflow, status FROM execution").fetchall())
+    db.close()
+    assert rows == {quick: "completed", stuck: "failed"}
+
+
+def test_kill_9_then_restart_resolves_the_run(tmp_path):
+    import time
+    key = "k" * 20
+    url = db_url(tmp_path)
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key})
+    wf = _slow_workflow(server.url, key, 60)
+    import threading
+
+    def doomed_call():  # its server is killed under it
+        try:
+            http(server.url + f"/api/workflows/{wf}/execute", "POST", {}, key)
+        except OSError:
+            pass
+
+    threading.Thread(target=doomed_call, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = http(server.url + f"/api/workflows/{wf}/executions", key=key)[1]
+        if listed["total"]:
+            break
+        time.sleep(0.05)
+    eid = listed["executions"][0]["id"]
+    assert listed["executions"][0]["status"] == "running"
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key})
+    try:
+        status, row = http(server.url + f"/api/workflows/{wf}/executions/{eid}", key=key)
+        assert row["status"] == "failed" and row["error"] == "server stopped before the run finished"
+        status, logs = http(server.url + f"/api/workflows/{wf}/executions/{eid}/logs", key=key)
+        assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [("start", "completed"), ("slow", "cancelled")]
+    finally:
+        assert server.stop() == 0

@@ -43,6 +43,19 @@ class BaseHandler(tornado.web.RequestHandler):
         self.runtime = runtime
         self.settings_ = runtime.settings
         self.workspace = None
+        self._counted = True
+        runtime.requests_started()  # so shutdown can wait for answers in flight
+
+    def on_finish(self):
+        self._uncount()
+
+    def on_connection_close(self):
+        self._uncount()
+
+    def _uncount(self):
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.runtime.requests_ended()
 
     def prepare(self):
         if self.auth_required:

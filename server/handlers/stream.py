@@ -37,6 +37,7 @@ class _StreamHandler(BaseHandler):
 
     def on_connection_close(self):
         # The client left: drop our listener and queue now; the run goes on.
+        super().on_connection_close()
         if self.sse is not None:
             self.sse.close()
 
