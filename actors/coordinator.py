@@ -161,7 +161,8 @@ class Coordinator(pykka.ThreadingActor):
         self.actors[block_id] = ref
         ref.tell(RunBlock(
             block_id=block_id, block_type=block["type"], config=config,
-            inputs=self._inputs(block_id), variables=self.plan.variables,
+            inputs=self._inputs(block_id) if block_type.uses_inputs else {},
+            variables=self.plan.variables,
             trigger=self.plan.trigger_payload, timeout=timeout, retries=retries,
             retry_delay=delay, cancelled=cancelled))
 
@@ -235,9 +236,8 @@ class Coordinator(pykka.ThreadingActor):
 
     def _scope(self, block_id):
         graph = self.graph
-        skipped = {b for b, s in self.state.status.items() if s == dag.SKIPPED}
         return Scope(block_id, self.plan.variables, self.state.outputs, graph.blocks,
-                     lambda other: graph.is_ancestor(other, block_id), skipped)
+                     lambda other: graph.is_ancestor(other, block_id), self.state.skipped)
 
     def _inputs(self, block_id):
         graph = self.graph

@@ -93,9 +93,19 @@ class RunState:
         self.status = dict.fromkeys(graph.order, PENDING)
         self.outputs = {}
         self.continued = set()  # failed with continue_on_error: edges stay live
+        self.running = set()    # kept alongside `status` so no decision scans every block
+        self.skipped = set()
 
-    def running(self):
-        return [b for b, s in self.status.items() if s == RUNNING]
+    def set(self, block_id, status):
+        """Change a block's status (the only way to, so the sets stay true)."""
+        old = self.status[block_id]
+        if old == RUNNING:
+            self.running.discard(block_id)
+        self.status[block_id] = status
+        if status == RUNNING:
+            self.running.add(block_id)
+        elif status == SKIPPED:
+            self.skipped.add(block_id)
 
     def is_done(self, block_id):
         s = self.status[block_id]
@@ -129,7 +139,7 @@ def start(state: RunState, entries):
         else:
             skipped.append(block_id)
     for block_id in ready:
-        state.status[block_id] = RUNNING
+        state.set(block_id, RUNNING)
     more_ready, more_skipped = _settle(state, skipped, mark=True)
     return ready + more_ready, skipped + more_skipped
 
@@ -139,7 +149,7 @@ def finished(state: RunState, block_id, status, output=None, continue_on_error=F
 
     Returns (ready, skipped). A failure without continue_on_error starts nothing.
     """
-    state.status[block_id] = status
+    state.set(block_id, status)
     if status == COMPLETED:
         state.outputs[block_id] = output
     elif status == FAILED and continue_on_error:
@@ -156,7 +166,7 @@ def _settle(state, changed, mark=False):
     ready, skipped = [], []
     if mark:
         for block_id in changed:
-            state.status[block_id] = SKIPPED
+            state.set(block_id, SKIPPED)
     queue = collections.deque(changed)
     while queue:
         block_id = queue.popleft()
@@ -168,10 +178,10 @@ def _settle(state, changed, mark=False):
             if not all(state.is_done(e.source) for e in incoming):
                 continue
             if any(edge_is_live(state, e) for e in incoming):
-                state.status[target] = RUNNING
+                state.set(target, RUNNING)
                 ready.append(target)
             else:
-                state.status[target] = SKIPPED
+                state.set(target, SKIPPED)
                 skipped.append(target)
                 queue.append(target)
     return ready, skipped
@@ -179,14 +189,14 @@ def _settle(state, changed, mark=False):
 
 def cancel_rest(state: RunState):
     """The run ended early: running blocks become cancelled. Returns their ids."""
-    running = state.running()
+    running = sorted(state.running, key=state.graph.order.index)
     for block_id in running:
-        state.status[block_id] = CANCELLED
+        state.set(block_id, CANCELLED)
     return running
 
 
 def is_over(state: RunState) -> bool:
-    return not any(s == RUNNING for s in state.status.values())
+    return not state.running
 
 
 def run_output(state: RunState, response_order):

@@ -12,7 +12,9 @@ class BlockType:
     config; `run(ctx)` returns the block's output or raises BlockError.
     `trigger` types start runs (starter, webhook). Keys in `raw_keys` are not
     rendered before the run (the agent renders its tools per call). Keys in
-    `secret_keys` never reach the block's log.
+    `secret_keys` never reach the block's log. Types with `uses_inputs` false
+    are not handed their ancestors' outputs (collecting them costs time on
+    long graphs).
     """
     name: str
     check: Callable[[dict], list]
@@ -20,6 +22,7 @@ class BlockType:
     trigger: bool = False
     raw_keys: frozenset = frozenset()
     secret_keys: frozenset = frozenset()
+    uses_inputs: bool = True
 
 
 class Registry:

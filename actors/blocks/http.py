@@ -23,4 +23,4 @@ def run(ctx):
     return call(ctx)
 
 
-TYPE = BlockType("http", check, run)
+TYPE = BlockType("http", check, run, uses_inputs=False)

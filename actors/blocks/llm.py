@@ -16,4 +16,4 @@ def run(ctx):
     return complete(ctx)
 
 
-TYPE = BlockType("llm", check, run)
+TYPE = BlockType("llm", check, run, uses_inputs=False)

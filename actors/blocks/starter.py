@@ -71,4 +71,5 @@ def run(ctx):
     return ctx.variables
 
 
-TYPE = BlockType("starter", lambda c: checks.common(c) + check(c), run, trigger=True)
+TYPE = BlockType("starter", lambda c: checks.common(c) + check(c), run, trigger=True,
+                 uses_inputs=False)

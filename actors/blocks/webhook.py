@@ -7,4 +7,5 @@ def run(ctx):
     return ctx.trigger
 
 
-TYPE = BlockType("webhook", checks.common, run, trigger=True, secret_keys=frozenset({"webhook_secret"}))
+TYPE = BlockType("webhook", checks.common, run, trigger=True,
+                 secret_keys=frozenset({"webhook_secret"}), uses_inputs=False)
