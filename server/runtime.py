@@ -15,6 +15,7 @@ from models.base import new_id
 from models.db import migrate, open_database
 from .auth import AuthCache
 from .bridge import Bridge
+from .ratelimit import FailureLimiter
 from .execution_start import GraphCache
 from .runs import Runs
 from .subruns import SubRuns
@@ -43,6 +44,7 @@ class Runtime:
         self.timers = Timers()
         self.auth_cache = AuthCache()
         self.graphs = GraphCache()
+        self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
         self.services = {}
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,

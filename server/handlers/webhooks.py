@@ -20,7 +20,6 @@ from server import errors
 from server.errors import (CODED, PLAIN, ActorflowError, Conflict, NotFound, PayloadTooLarge,
                            ServiceUnavailable, TooManyRequests, Unauthorized, ValidationError)
 from server.execution_start import start_run, sync_answer
-from server.ratelimit import FailureLimiter
 from .base import BaseHandler, parse_json
 from .executions import wait_for_end
 
@@ -54,7 +53,7 @@ class WebhookHandler(BaseHandler):
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
 
         if not authentic(self.request, block.config.get("webhook_secret")):
-            verdict = limiter_for(self.runtime).fail(webhook_id)
+            verdict = self.runtime.webhook_limiter.fail(webhook_id)
             if verdict.throttled:
                 self._too_many(webhook_id, verdict)
                 return
@@ -124,15 +123,6 @@ class WebhookHandler(BaseHandler):
         if isinstance(value, (errors.ExecutionFailed, errors.ExecutionTimeout)):
             return
         log.error("webhook call %s failed", self.request.path, exc_info=(typ, value, tb))
-
-
-def limiter_for(runtime) -> FailureLimiter:
-    """The runtime's failed-secret limiter (one per server process)."""
-    limiter = getattr(runtime, "webhook_limiter", None)
-    if limiter is None:
-        limiter = FailureLimiter(runtime.settings.webhook_failures_per_minute, window=60.0)
-        runtime.webhook_limiter = limiter
-    return limiter
 
 
 def _bytes(text: str) -> bytes:
