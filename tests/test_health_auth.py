@@ -67,3 +67,16 @@ async def test_unknown_route_is_json_404(api):
 async def test_wrong_method_is_json_405(api):
     status, body, _ = await api.call("DELETE", "/api/workflows")
     assert status == 405 and "error" in body
+
+
+@pytest.mark.gen_test
+async def test_a_stalled_half_request_does_not_block_others(api, server):
+    from tornado.tcpclient import TCPClient
+    stream = await TCPClient().connect("127.0.0.1", server.port)
+    await stream.write(b"POST /api/workflows HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                       b"Authorization: Bearer " + KEY.encode() + b"\r\n\r\n{\"name\": ")
+    status, body = await api.get("/api/workflows")
+    assert status == 200
+    status, body = await api.get("/api/health", key=None)
+    assert status == 200
+    stream.close()
