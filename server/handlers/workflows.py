@@ -8,6 +8,9 @@ from server.errors import CODED, ValidationError
 from .base import BaseHandler
 
 
+CREATE, UPDATE = CreateWorkflow(), UpdateWorkflow()
+
+
 class WorkflowsHandler(BaseHandler):
     async def get(self):
         limit, offset = page({k: self.get_query_argument(k, None) for k in ("limit", "offset")})
@@ -19,7 +22,7 @@ class WorkflowsHandler(BaseHandler):
         body = self.json_body()
         if body is None:
             raise ValidationError("request body must be a JSON object with a name")
-        data = load(CreateWorkflow(), body)
+        data = load(CREATE, body)
         created = await self.runtime.writer.call(
             wf_model.create_workflow, self.workspace, data["name"], data["description"])
         self.write_json(created, 201)
@@ -35,7 +38,7 @@ class WorkflowHandler(BaseHandler):
         body = self.json_body()
         if body is None:
             raise ValidationError("request body must be a JSON object with name and/or description")
-        changes = load(UpdateWorkflow(), body)
+        changes = load(UPDATE, body)
         updated = await self.runtime.writer.call(
             wf_model.update_workflow, self.workspace, workflow_id, changes)
         self.write_json(updated)
