@@ -33,6 +33,7 @@ class LiveRun:
         self.started = loop.create_future()   # resolved once the run row is committed
         self.finished = loop.create_future()  # resolved with the result at the end
         self.dropped_chunks = False
+        self.had_chunks = False
 
     @property
     def over(self):
@@ -42,6 +43,8 @@ class LiveRun:
         if not self.started.done():
             self.started.set_result(self.execution_id)
         self.events.extend(events)
+        if not self.had_chunks:
+            self.had_chunks = any(e[1]["type"] == "block_chunk" for e in events)
         if len(self.events) > MAX_BUFFERED_EVENTS:
             # Chunks are the only events not stored; past the bound, forget them here.
             self.events = [e for e in self.events if e[1]["type"] != "block_chunk"]
@@ -90,7 +93,12 @@ class Runs:
             return
         run.add(events, result)
         if result is not None:
-            self.io_loop.call_later(self.retention, self._forget, execution_id)
+            if run.had_chunks:
+                # Chunks are not stored: keep them replayable for a while.
+                self.io_loop.call_later(self.retention, self._forget, execution_id)
+            else:
+                # Everything else is on disk already; replays read it from there.
+                del self.live[execution_id]
 
     def _forget(self, execution_id):
         run = self.live.get(execution_id)
