@@ -4,7 +4,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, val
 
 from server.errors import ValidationError
 from . import flatten
-from .fields import AnyJSON, StrictNumber
+from .fields import StrictNumber
 
 
 class PositionSchema(Schema):

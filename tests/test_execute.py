@@ -225,7 +225,7 @@ async def test_history_and_logs(api):
     assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [
         ("bad", "skipped"), ("start", "completed"), ("out", "completed")]
     for path in (f"/api/workflows/{wf}/executions/nope", f"/api/workflows/{wf}/executions/nope/logs",
-                 f"/api/workflows/nope/executions", f"/api/workflows/nope/executions/{ids[0]}/logs"):
+                 "/api/workflows/nope/executions", f"/api/workflows/nope/executions/{ids[0]}/logs"):
         status, body = await api.get(path)
         assert status == 404 and set(body) == {"error"}, path
     # an execution of another workflow is not found under this one

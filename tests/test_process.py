@@ -7,7 +7,6 @@ import signal
 import urllib.request
 
 import peewee
-import pytest
 
 from tests.processes import ServerProcess, run_cli
 
@@ -117,7 +116,8 @@ def test_runs_of_dead_processes_are_resolved_on_start_but_live_ones_are_not(tmp_
     path = tmp_path / "af.db"
     # make the schema
     assert run_cli("list-keys", "--database-url", url).returncode == 0
-    import subprocess, sys
+    import subprocess
+    import sys
     dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True).stdout.strip()
     crashed = _orphan(path, "crashed", int(dead_pid), heartbeat_age=1)   # killed just now
