@@ -38,7 +38,8 @@ def io_loop():
 
 @pytest.fixture
 def settings(tmp_path):
-    """Test settings; a test changes them with `settings.replace(...)` via the `configure` marker."""
+    """Test settings. A test module changes them by overriding this fixture:
+    `@pytest.fixture def settings(settings): return settings.replace(...)`."""
     return Settings(database_url=f"sqlite:///{tmp_path / 'actorflow.db'}", port=0,
                     keepalive_interval=0.5, heartbeat_interval=1.0, chunk_retention=5.0,
                     shutdown_grace=1.0)
