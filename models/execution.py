@@ -116,13 +116,6 @@ def logs_of(execution_id: str):
     return list(BlockLog.select().where(BlockLog.execution == execution_id).order_by(BlockLog.seq))
 
 
-def events_of(execution_id: str, after: int = 0):
-    """Stored events (seq, json text) after a sequence number."""
-    return list(ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
-                .where((ExecutionEvent.execution == execution_id) & (ExecutionEvent.seq > after))
-                .order_by(ExecutionEvent.seq).tuples())
-
-
 def delete_executions_of(workflow_id: str):
     ids = Execution.select(Execution.id).where(Execution.workflow == workflow_id)
     BlockLog.delete().where(BlockLog.execution.in_(ids)).execute()

@@ -37,12 +37,13 @@ def io_loop():
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, request):
     """Test settings. A test module changes them by overriding this fixture:
     `@pytest.fixture def settings(settings): return settings.replace(...)`."""
-    return Settings(database_url=f"sqlite:///{tmp_path / 'actorflow.db'}", port=0,
+    base = Settings(database_url=f"sqlite:///{tmp_path / 'actorflow.db'}", port=0,
                     keepalive_interval=0.5, heartbeat_interval=1.0, chunk_retention=5.0,
                     shutdown_grace=1.0)
+    return base.replace(**getattr(request, "param", {}))  # see helpers.configure
 
 
 class Api:

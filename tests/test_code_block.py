@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.helpers import alive
+
 START = {"id": "start", "type": "starter"}
 
 
@@ -15,14 +17,6 @@ def edge(s, t):
 
 def code(block_id, source, **config):
     return {"id": block_id, "type": "code", "config": dict(config, code=source)}
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 async def logs_of(api, wf, eid):

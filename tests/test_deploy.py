@@ -7,25 +7,11 @@ import re
 import pytest
 
 from tests.conftest import OTHER_KEY
+from tests.helpers import START, configure, edge
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-START = {"id": "start", "type": "starter"}
 HOOK = {"id": "hook", "type": "webhook"}
 OUT = {"id": "out", "type": "response", "config": {"data": {"ok": True}}}
-
-
-@pytest.fixture
-def settings(settings, request):
-    """`@configure(name=value)` on a test changes its settings."""
-    return settings.replace(**getattr(request, "param", {}))
-
-
-def configure(**changes):
-    return pytest.mark.parametrize("settings", [changes], indirect=True)
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 def parse(ts):

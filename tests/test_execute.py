@@ -3,14 +3,7 @@ import time
 
 import pytest
 
-START = {"id": "start", "type": "starter"}
-
-
-def edge(s, t, h=None):
-    e = {"source": s, "target": t}
-    if h is not None:
-        e["source_handle"] = h
-    return e
+from tests.helpers import START, edge
 
 
 @pytest.mark.gen_test

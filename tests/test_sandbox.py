@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.helpers import alive
+
 from actors.context import BlockCancelled, BlockTimeout
 from actors.sandbox import STDOUT_LIMIT, TRUNCATED, SandboxError, SandboxPool
 from server.errors import BlockError
@@ -34,15 +36,6 @@ def fails(pool, code, timeout=10, **kw):
     with pytest.raises(SandboxError) as info:
         run(pool, code, timeout=timeout, **kw)
     return info.value
-
-
-def alive(pid):
-    """Running (not gone, not a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def status_of(pid):

@@ -9,16 +9,8 @@ import tornado.httpclient
 import tornado.iostream
 
 from tests.conftest import KEY, OTHER_KEY
+from tests.helpers import START, edge
 from tests.sse_client import SSEClient, types
-
-START = {"id": "start", "type": "starter"}
-
-
-def edge(s, t, h=None):
-    e = {"source": s, "target": t}
-    if h is not None:
-        e["source_handle"] = h
-    return e
 
 
 def chunks_graph(parts=("Hel", "lo", " world"), delay=0.02):

@@ -17,27 +17,13 @@ import time
 import pytest
 import requests
 
+from tests.helpers import START, configure, edge
 from tests.conftest import KEY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-START = {"id": "start", "type": "starter"}
 HOOK = {"id": "hook", "type": "webhook"}
 OUT = {"id": "out", "type": "response", "config": {"data": {"got": "{{ hook.body.x }}"}}}
-
-
-@pytest.fixture
-def settings(settings, request):
-    """`@configure(name=value)` on a test changes its settings."""
-    return settings.replace(**getattr(request, "param", {}))
-
-
-def configure(**changes):
-    return pytest.mark.parametrize("settings", [changes], indirect=True)
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 def sign(secret, raw: bytes) -> str:
