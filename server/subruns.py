@@ -111,7 +111,7 @@ class SubRuns:
         if waiter.abandoned:
             return
         try:
-            wf = wf_model.get_workflow(workspace, workflow_id)
+            wf = wf_model.workflow_ref(workspace, workflow_id)
             run = start_run(self.runtime, wf, variables, "api", timeout)
         except ActorflowError as exc:
             if exc.code == "WORKFLOW_NOT_FOUND":

@@ -53,7 +53,7 @@ class ExecuteStreamHandler(_StreamHandler):
             limit = self.settings_.max_body
             if len(self.request.body) > limit:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            wf = wf_model.get_workflow(self.workspace, workflow_id)
+            wf = wf_model.workflow_ref(self.workspace, workflow_id)
             variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
             run = start_run(self.runtime, wf, variables, TRIGGER, timeout)
         except ActorflowError as exc:
