@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from .context import BlockCancelled, BlockTimeout
 from .http_client import perform
 from .llm_client import base_messages, chat

@@ -7,7 +7,7 @@ import time
 
 import pykka
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
 

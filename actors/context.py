@@ -3,7 +3,7 @@
 import threading
 import time
 
-from server.errors import BlockError
+from actors.errors import BlockError
 
 
 class BlockCancelled(BlockError):

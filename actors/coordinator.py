@@ -15,7 +15,7 @@ import pykka
 
 from models.base import utcnow
 from models.journal import apply as apply_journal
-from server.errors import BlockError
+from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
 from .messages import BlockChunk, BlockDone, Cancel, RunBlock

@@ -2,7 +2,7 @@
 
 import simpleeval
 
-from server.errors import BlockError
+from actors.errors import BlockError
 
 _FUNCTIONS = {"len": len, "str": str, "int": int, "float": float, "bool": bool,
               "abs": abs, "min": min, "max": max, "round": round,

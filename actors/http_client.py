@@ -18,7 +18,7 @@ import urllib.parse
 
 import httpx2
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from .blocks.http import METHODS
 from .context import BlockCancelled, BlockTimeout
 

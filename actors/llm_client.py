@@ -18,7 +18,7 @@ import threading
 import httpx2
 import openai
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from .context import BlockCancelled
 from .http_client import CONNECT_TIMEOUT, Guard, make_client, safe_url
 

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Any
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 from .blocks.starter import apply_inputs
 from .dag import Graph
 

@@ -40,7 +40,7 @@ import time
 from collections import deque
 from typing import Any, NamedTuple
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from .context import BlockCancelled, BlockTimeout
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ they are, anything else as compact JSON).
 import json
 import re
 
-from server.errors import BlockError
+from actors.errors import BlockError
 
 REF = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _MISSING = object()

@@ -2,7 +2,7 @@
 
 import peewee
 
-from server.errors import ExecutionNotFound
+from models.errors import ExecutionNotFound
 from .base import BaseModel, JSONField, iso, utcnow
 
 

@@ -4,7 +4,7 @@ import typing
 
 import peewee
 
-from server.errors import WorkflowNotFound, ValidationError
+from models.errors import WorkflowNotFound, ValidationError
 from .base import BaseModel, JSONField, iso, new_id, new_token, utcnow
 
 

@@ -2,7 +2,7 @@
 
 import marshmallow
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 
 
 def load(schema: marshmallow.Schema, data, what="request body"):

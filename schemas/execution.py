@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 from .fields import StrictNumber
 
 STATUSES = ("running", "completed", "failed", "timeout", "cancelled")

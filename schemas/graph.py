@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validates_schema
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 from . import flatten
 from .fields import StrictNumber
 

@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validate, validates_schema
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 
 _name = validate.Length(min=1, error="name must be a non-empty string")
 

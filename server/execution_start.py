@@ -3,7 +3,7 @@
 from actors.dag import Graph
 from actors.plan import plan_run
 from models import workflow as wf_model
-from server.errors import ServiceUnavailable
+from models.errors import ExecutionFailed, ExecutionTimeout, ShuttingDown
 
 
 class GraphCache:
@@ -32,7 +32,7 @@ def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trig
     Raises ValidationError before any run exists.
     """
     if not runtime.runs.accepting:
-        raise ServiceUnavailable("server is shutting down")
+        raise ShuttingDown("server is shutting down")
     blocks, edges, graph = runtime.graphs.get(wf.id, wf.version)
     plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
@@ -43,7 +43,6 @@ def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trig
 
 def sync_answer(run, result):
     """(status, body) for a finished run, as /execute answers."""
-    from server.errors import ExecutionFailed, ExecutionTimeout
     status = result["status"]
     eid = run.execution_id
     if status == "completed":

@@ -19,7 +19,8 @@ import threading
 import time
 
 from actors.context import BlockCancelled
-from server.errors import ActorflowError, BlockError
+from actors.errors import BlockError
+from models.errors import ActorflowError, WorkflowNotFound
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class SubRuns:
             wf = wf_model.workflow_ref(workspace, workflow_id)
             run = start_run(self.runtime, wf, variables, "api", timeout)
         except ActorflowError as exc:
-            if exc.code == "WORKFLOW_NOT_FOUND":
+            if isinstance(exc, WorkflowNotFound):
                 waiter.finish(error=f"workflow {workflow_id} not found")
             else:
                 waiter.finish(error=f"workflow {workflow_id} cannot start: {exc.message}")

@@ -3,7 +3,7 @@
 import time
 
 from actors.blocks import BlockType, checks
-from server.errors import BlockError
+from actors.errors import BlockError
 
 
 def _sleep(ctx):

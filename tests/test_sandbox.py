@@ -12,7 +12,7 @@ from tests.helpers import alive
 
 from actors.context import BlockCancelled, BlockTimeout
 from actors.sandbox import STDOUT_LIMIT, TRUNCATED, SandboxError, SandboxPool
-from server.errors import BlockError
+from actors.errors import BlockError
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="the user switch needs root")

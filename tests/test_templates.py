@@ -3,7 +3,7 @@
 import pytest
 
 from actors.templates import Scope, references, render
-from server.errors import BlockError
+from actors.errors import BlockError
 
 OUTPUTS = {"start": {"n": 5, "name": "Ada"}, "fetch": {"body": {"items": [{"id": "x1"}, {"id": "x2"}]}},
            "dotted.id": {"v": True}, "gone": None}

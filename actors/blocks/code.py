@@ -1,6 +1,6 @@
 """code: the body of a Python function, run in an isolated process."""
 
-from server.errors import BlockError
+from actors.errors import BlockError
 from . import BlockType, checks
 
 

@@ -1,6 +1,6 @@
 """starter: where an API or stream run begins. Its output is the run's variables."""
 
-from server.errors import ValidationError
+from models.errors import ValidationError
 from . import BlockType, checks
 
 INPUT_TYPES = {

@@ -7,7 +7,9 @@ import tornado.web
 
 from models.workspace import workspace_for_key
 from server import errors
-from server.errors import ActorflowError, PLAIN, PayloadTooLarge, Unauthorized, ValidationError
+from server.errors import PLAIN
+from models.errors import (ActorflowError, ExecutionFailed, ExecutionTimeout, NotFound, PayloadTooLarge,
+                           Unauthorized, ValidationError)
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +98,15 @@ class BaseHandler(tornado.web.RequestHandler):
                 exc = errors.from_status(exc.status_code, exc.log_message)
             else:
                 exc = errors.from_status(status_code, None if status_code != 500 else "internal server error")
-        self.set_status(exc.status)
+        self.set_status(errors.status_of(exc))
         self.clear_header("Content-Type")
         self.set_header("Content-Type", JSON_TYPE)
         self.finish(dumps(errors.error_body(exc, self.error_shape)))
 
     def log_exception(self, typ, value, tb):
-        if isinstance(value, ActorflowError) and value.status < 500:
+        if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
             return
-        if isinstance(value, (errors.ExecutionFailed, errors.ExecutionTimeout)):
+        if isinstance(value, (ExecutionFailed, ExecutionTimeout)):
             return
         super().log_exception(typ, value, tb)
 
@@ -114,7 +116,7 @@ class NotFoundHandler(BaseHandler):
     auth_required = False
 
     def prepare(self):
-        raise errors.NotFound(f"no route for {self.request.method} {self.request.path}")
+        raise NotFound(f"no route for {self.request.method} {self.request.path}")
 
 
 class HealthHandler(BaseHandler):

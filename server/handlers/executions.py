@@ -6,7 +6,8 @@ from models import execution as ex_model
 from models import workflow as wf_model
 from schemas.execution import execute_request, status_filter
 from schemas.workflow import page
-from server.errors import CODED, ExecutionTimeout
+from models.errors import ExecutionTimeout
+from server.errors import CODED
 from server.execution_start import start_run, sync_answer
 from .base import BaseHandler
 

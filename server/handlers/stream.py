@@ -17,7 +17,7 @@ import re
 from models import execution as ex_model
 from models import workflow as wf_model
 from schemas.execution import execute_request
-from server.errors import ActorflowError, PayloadTooLarge, ValidationError
+from models.errors import ActorflowError, PayloadTooLarge, ValidationError
 from server.execution_start import start_run
 from server.sse import RunStream
 from .base import BaseHandler

@@ -17,8 +17,9 @@ from models import workflow as wf_model
 from models.base import utcnow
 from models.workflow import Workflow
 from server import errors
-from server.errors import (CODED, PLAIN, ActorflowError, Conflict, NotFound, PayloadTooLarge,
-                           ServiceUnavailable, TooManyRequests, Unauthorized, ValidationError)
+from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionTimeout, NotFound,
+                           PayloadTooLarge, ShuttingDown, TooManyRequests, Unauthorized, ValidationError)
+from server.errors import CODED, PLAIN
 from server.execution_start import start_run, sync_answer
 from .base import BaseHandler, parse_json
 from .executions import wait_for_end
@@ -64,7 +65,7 @@ class WebhookHandler(BaseHandler):
         wait = wait_flag(self.get_query_argument("wait", None))
         payload = trigger_payload(self.request)
         if not self.runtime.runs.accepting:
-            raise ServiceUnavailable("server is shutting down")
+            raise ShuttingDown("server is shutting down")
 
         if not await self.runtime.writer.call(wf_model.consume_arm, wf.pk):
             raise Conflict(self._why_not_armed(wf.pk))
@@ -104,7 +105,7 @@ class WebhookHandler(BaseHandler):
                         self.settings_.webhook_failures_per_minute, self.request.remote_ip)
         exc = TooManyRequests("too many failed attempts for this webhook; try again later")
         self.set_header("Retry-After", str(int(math.ceil(verdict.retry_after))))
-        self.write_json(errors.error_body(exc, PLAIN), exc.status)
+        self.write_json(errors.error_body(exc, PLAIN), errors.status_of(exc))
 
     @staticmethod
     def _why_not_armed(workflow_pk):
@@ -118,9 +119,9 @@ class WebhookHandler(BaseHandler):
 
     def log_exception(self, typ, value, tb):
         # Never tornado's default, which prints the request; only the path, never headers.
-        if isinstance(value, ActorflowError) and value.status < 500:
+        if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
             return
-        if isinstance(value, (errors.ExecutionFailed, errors.ExecutionTimeout)):
+        if isinstance(value, (ExecutionFailed, ExecutionTimeout)):
             return
         log.error("webhook call %s failed", self.request.path, exc_info=(typ, value, tb))
 

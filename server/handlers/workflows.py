@@ -4,7 +4,8 @@ from models import workflow as wf_model
 from schemas import load
 from schemas.graph import validate_graph
 from schemas.workflow import CreateWorkflow, UpdateWorkflow, page
-from server.errors import CODED, ValidationError
+from models.errors import ValidationError
+from server.errors import CODED
 from .base import BaseHandler
 
 
