@@ -10,13 +10,22 @@ log = logging.getLogger(__name__)
 
 
 class Timer:
-    __slots__ = ("cancelled",)
+    """A pending call. Cancelling drops the call's references at once, so a
+    finished run is not kept alive by its deadline until that deadline passes."""
 
-    def __init__(self):
-        self.cancelled = False
+    __slots__ = ("fn", "args", "_owner")
+
+    def __init__(self, fn, args, owner):
+        self.fn, self.args, self._owner = fn, args, owner
+
+    @property
+    def cancelled(self):
+        return self.fn is None
 
     def cancel(self):
-        self.cancelled = True
+        if self.fn is not None:
+            self.fn = self.args = None
+            self._owner._cancelled_one()
 
 
 class Timers:
@@ -26,16 +35,32 @@ class Timers:
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
+        self._cancelled = 0  # cancelled entries still in the heap
         self._thread = threading.Thread(target=self._run, name="actorflow-timers", daemon=True)
         self._thread.start()
 
     def call_later(self, delay, fn, *args) -> Timer:
         """Call `fn(*args)` on the timer thread after `delay` seconds. Keep fn short."""
-        timer = Timer()
+        timer = Timer(fn, args, self)
         with self._cond:
-            heapq.heappush(self._heap, (self._clock() + delay, next(self._counter), timer, fn, args))
+            heapq.heappush(self._heap, (self._clock() + delay, next(self._counter), timer))
             self._cond.notify()
         return timer
+
+    def pending(self) -> int:
+        """Entries in the heap, cancelled ones not yet dropped included."""
+        with self._cond:
+            return len(self._heap)
+
+    def _cancelled_one(self):
+        # Most deadlines are cancelled long before they fire: drop them in bulk
+        # once they are half the heap, so the heap stays as small as what is live.
+        with self._cond:
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def stop(self):
         with self._cond:
@@ -56,8 +81,12 @@ class Timers:
                         self._cond.wait()
                 if self._stopped:
                     return
-                _, _, timer, fn, args = heapq.heappop(self._heap)
-            if not timer.cancelled:
+                _, _, timer = heapq.heappop(self._heap)
+                fn, args = timer.fn, timer.args
+                if fn is None:
+                    self._cancelled = max(0, self._cancelled - 1)
+                timer.fn = timer.args = None  # fired: a later cancel() is a no-op
+            if fn is not None:
                 try:
                     fn(*args)
                 except Exception:
