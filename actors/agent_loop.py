@@ -204,8 +204,7 @@ def _workflow_tool(ctx, config, args):
     settings = ctx.settings
     cap = getattr(settings, "execute_timeout", None) or 300.0
     timeout = ctx.remaining(min(_seconds(config.get("timeout"), cap), cap))
-    return subrun.run(ctx.workspace, workflow_id, args, timeout, ctx.cancelled,
-                      parent=ctx.execution_id)
+    return subrun.run(ctx.workspace, workflow_id, args, timeout, ctx.cancelled, depth=ctx.depth)
 
 
 def _seconds(value, default):

@@ -19,7 +19,7 @@ STDOUT_LIMIT = 64 * 1024
 class BlockActor(pykka.ThreadingActor):
     use_daemon_thread = True  # a stuck block must never keep the process alive
 
-    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id):
+    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id, depth=0):
         super().__init__()
         self.coordinator = coordinator
         self.block_type = block_type
@@ -27,6 +27,7 @@ class BlockActor(pykka.ThreadingActor):
         self.settings = settings
         self.workspace = workspace
         self.execution_id = execution_id
+        self.depth = depth
 
     def on_receive(self, message):
         if isinstance(message, RunBlock):
@@ -55,7 +56,7 @@ class BlockActor(pykka.ThreadingActor):
                 emit=lambda chunk, b=msg.block_id: self._tell(BlockChunk(b, _frozen_json(chunk))),
                 cancelled=msg.cancelled,
                 deadline=time.monotonic() + msg.timeout if msg.timeout else None,
-                workspace=self.workspace, execution_id=self.execution_id,
+                workspace=self.workspace, execution_id=self.execution_id, depth=self.depth,
             )
             try:
                 output = _frozen_json(self.block_type.run(ctx))

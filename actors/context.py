@@ -22,12 +22,12 @@ class BlockContext:
     stream watchers; `cancelled` is set when the run no longer wants the
     result; `deadline` is a `time.monotonic()` instant or None.
     A block fails by raising `BlockError(message)`; it sets `stdout` to keep
-    printed text in its log.
+    printed text in its log. `depth` is the run's depth (see plan.DEPTH_HEADER).
     """
 
     def __init__(self, *, block_id, block_type, config, inputs, variables, trigger=None,
                  settings=None, services=None, emit=None, cancelled=None, deadline=None,
-                 workspace=None, execution_id=None):
+                 workspace=None, execution_id=None, depth=0):
         self.block_id = block_id
         self.block_type = block_type
         self.config = config
@@ -38,6 +38,7 @@ class BlockContext:
         self.services = services or {}
         self.workspace = workspace
         self.execution_id = execution_id
+        self.depth = depth
         self._emit = emit
         self.cancelled = cancelled or threading.Event()
         self.deadline = deadline

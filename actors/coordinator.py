@@ -157,7 +157,7 @@ class Coordinator(pykka.ThreadingActor):
         cancelled = threading.Event()
         self.cancel_events[block_id] = cancelled
         ref = BlockActor.start(self.actor_ref, block_type, self.engine.services, self.engine.settings,
-                               self.plan.workspace, self.plan.execution_id)
+                               self.plan.workspace, self.plan.execution_id, self.plan.depth)
         self.actors[block_id] = ref
         ref.tell(RunBlock(
             block_id=block_id, block_type=block["type"], config=config,

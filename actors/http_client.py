@@ -21,6 +21,7 @@ import httpx2
 from actors.errors import BlockError
 from .blocks.http import METHODS
 from .context import BlockCancelled, BlockTimeout
+from .plan import DEPTH_HEADER
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -190,7 +191,10 @@ def _request_parts(ctx, config):
     raw_headers = config.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise BlockError("headers must be an object")
-    headers = {str(k): _header_value(v) for k, v in raw_headers.items() if v is not None}
+    # The depth header is ours alone: a config cannot reset it to escape the loop limit.
+    headers = {str(k): _header_value(v) for k, v in raw_headers.items()
+               if v is not None and str(k).lower() != DEPTH_HEADER.lower()}
+    headers[DEPTH_HEADER] = str(ctx.depth + 1)
     content = None
     body = config.get("body")
     if body is not None:

@@ -7,6 +7,10 @@ from models.errors import ValidationError
 from .blocks.starter import apply_inputs
 from .dag import Graph
 
+# Carried by every request an http block or agent http tool sends: the sending
+# run's depth plus one. A run started by a request without it has depth 0.
+DEPTH_HEADER = "X-Actorflow-Depth"
+
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
@@ -19,10 +23,11 @@ class RunPlan:
     trigger: str            # api, stream or webhook
     trigger_payload: Any    # the webhook call, for webhook runs
     timeout: float
+    depth: int = 0          # how many runs started this one (requests, sub-runs)
 
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
-             timeout, webhook_block=None, trigger_payload=None, graph=None) -> RunPlan:
+             timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -35,4 +40,4 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
         entries = tuple(b["id"] for b in starters)
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
-                   trigger=trigger, trigger_payload=trigger_payload, timeout=timeout)
+                   trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth)

@@ -50,6 +50,10 @@ class Conflict(ActorflowError):
     """The request is valid but the current state refuses it."""
 
 
+class DepthExceeded(Conflict):
+    """A run would start deeper than ACTORFLOW_MAX_DEPTH (a workflow calling itself)."""
+
+
 class PayloadTooLarge(ActorflowError):
     pass
 

@@ -24,6 +24,7 @@ _TABLE = {
     e.ExecutionNotFound: (404, "EXECUTION_NOT_FOUND", False),
     e.MethodNotAllowed: (405, "METHOD_NOT_ALLOWED", False),
     e.Conflict: (409, "CONFLICT", False),
+    e.DepthExceeded: (409, "DEPTH_EXCEEDED", False),
     e.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE", False),
     e.TooManyRequests: (429, "TOO_MANY_REQUESTS", False),
     e.ShuttingDown: (503, "SHUTTING_DOWN", False),

@@ -1,9 +1,11 @@
 """Starting a run from a request: load the workflow, plan, start. Shared by /execute, SSE, webhooks."""
 
+import re
+
 from actors.dag import Graph
-from actors.plan import plan_run
+from actors.plan import DEPTH_HEADER, plan_run
 from models import workflow as wf_model
-from models.errors import ExecutionFailed, ExecutionTimeout, ShuttingDown
+from models.errors import DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown, ValidationError
 
 
 class GraphCache:
@@ -26,8 +28,28 @@ class GraphCache:
         return entry
 
 
-def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None):
-    """Plan and start a run of `wf` (a Workflow row or WorkflowRef).
+def request_depth(headers, max_depth) -> int:
+    """The depth of a run a request would start, from its X-Actorflow-Depth header.
+
+    No header: 0. Anything but 1-9 ASCII digits: ValidationError. Deeper than
+    `max_depth`: DepthExceeded (nothing is started).
+    """
+    raw = headers.get(DEPTH_HEADER)
+    if raw is None:
+        return 0
+    raw = raw.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise ValidationError(f"{DEPTH_HEADER} must be a non-negative integer")
+    depth = int(raw)
+    if depth > max_depth:
+        raise DepthExceeded(f"run refused: {DEPTH_HEADER} is {depth}, deeper than the limit of "
+                            f"{max_depth} (a workflow calling itself, or a loop of workflows?)")
+    return depth
+
+
+def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
+              depth=0):
+    """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
 
     Raises ValidationError before any run exists.
     """
@@ -37,7 +59,7 @@ def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trig
     plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                     trigger=trigger, timeout=timeout, webhook_block=webhook_block,
-                    trigger_payload=trigger_payload, graph=graph)
+                    trigger_payload=trigger_payload, graph=graph, depth=depth)
     return runtime.runs.start(plan)
 
 

@@ -28,6 +28,7 @@ class Settings:
     code_memory_mb: int = 512
     code_cpu_seconds: int = 60
     webhook_failures_per_minute: int = 10
+    max_depth: int = 8
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -56,6 +57,7 @@ _FIELDS = {
     "code_memory_mb": ("ACTORFLOW_CODE_MEMORY_MB", int),
     "code_cpu_seconds": ("ACTORFLOW_CODE_CPU_SECONDS", int),
     "webhook_failures_per_minute": ("ACTORFLOW_WEBHOOK_FAILURES_PER_MINUTE", int),
+    "max_depth": ("ACTORFLOW_MAX_DEPTH", int),
 }
 
 

@@ -9,9 +9,10 @@ back through a threading.Event. The caller waits on that event, polling its
 `cancelled` event; a cancelled caller asks the loop (again through the
 bridge) to cancel the sub-run.
 
-Depth: every sub-run remembers how deep it is (a top-level run is depth 0);
-a sub-run may not start deeper than MAX_DEPTH, which stops an agent that
-calls its own workflow (or A -> B -> A) from recursing for ever.
+Depth: a sub-run is one deeper than the run that asked for it, and counts
+toward the same limit as runs started by requests (ACTORFLOW_MAX_DEPTH, see
+plan.DEPTH_HEADER): that stops an agent that calls its own workflow (or
+A -> B -> A) from recursing for ever.
 """
 
 import logging
@@ -24,7 +25,6 @@ from models.errors import ActorflowError, WorkflowNotFound
 
 log = logging.getLogger(__name__)
 
-MAX_DEPTH = 3
 POLL = 0.1
 GRACE = 5.0     # seconds past the sub-run's own timeout before the caller gives up on it
 
@@ -50,26 +50,21 @@ class _Waiter:
 class SubRuns:
     """The `subrun` service (ctx.services["subrun"])."""
 
-    def __init__(self, runtime, max_depth=MAX_DEPTH):
+    def __init__(self, runtime):
         self.runtime = runtime
-        self.max_depth = max_depth
-        self._depth = {}            # execution id -> depth, for live sub-runs
-        self._lock = threading.Lock()
+        self.max_depth = runtime.settings.max_depth
 
-    def depth_of(self, execution_id):
-        with self._lock:
-            return self._depth.get(execution_id, 0)
-
-    def run(self, workspace, workflow_id, variables, timeout, cancelled, parent=None):
+    def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0):
         """Run `workflow_id` of `workspace` with `variables`; return its output. Call off the loop.
 
-        Raises SubRunFailed (a message for the model) when it cannot start,
-        fails or times out, and BlockCancelled when `cancelled` is set.
+        `depth` is the calling run's. Raises SubRunFailed (a message for the
+        model) when it cannot start, fails or times out, and BlockCancelled
+        when `cancelled` is set.
         """
-        depth = self.depth_of(parent) + 1
+        depth += 1
         if depth > self.max_depth:
-            raise SubRunFailed(f"sub-run depth limit reached ({self.max_depth} nested workflow "
-                               f"runs); workflow {workflow_id} was not started")
+            raise SubRunFailed(f"depth limit reached ({self.max_depth} nested runs); "
+                               f"workflow {workflow_id} was not started")
         if not isinstance(variables, dict):
             raise SubRunFailed("a workflow's variables must be an object")
         cap = self.runtime.settings.execute_timeout
@@ -113,7 +108,7 @@ class SubRuns:
             return
         try:
             wf = wf_model.workflow_ref(workspace, workflow_id)
-            run = start_run(self.runtime, wf, variables, "api", timeout)
+            run = start_run(self.runtime, wf, variables, "api", timeout, depth=depth)
         except ActorflowError as exc:
             if isinstance(exc, WorkflowNotFound):
                 waiter.finish(error=f"workflow {workflow_id} not found")
@@ -125,8 +120,6 @@ class SubRuns:
             waiter.finish(error=f"could not start workflow {workflow_id}: {exc}")
             return
         eid = run.execution_id
-        with self._lock:
-            self._depth[eid] = depth
         with waiter.lock:
             waiter.execution_id = eid
             abandoned = waiter.abandoned
@@ -134,8 +127,6 @@ class SubRuns:
             self.runtime.runs.cancel(eid)
 
         def finished(future):
-            with self._lock:
-                self._depth.pop(eid, None)
             try:
                 waiter.finish(result=future.result())
             except Exception as exc:  # cancelled future: the loop is closing

@@ -58,6 +58,7 @@ async def test_http_tool_then_final_answer(api, fake_llm, echo, server):
     # the tool really called the echo server, with the templated query and header
     [seen] = echo.requests
     assert seen["query"] == {"city": "Paris"}
+    assert seen["headers"]["x-actorflow-depth"] == "1"          # a run started without it: depth 0
     assert seen["headers"]["x-key"] == "k-42"
 
     first, second = fake_llm.requests
@@ -162,21 +163,26 @@ async def test_failing_tools_are_reported_to_the_model(api, fake_llm, echo):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_agent_calling_its_own_workflow_stops_at_the_depth_limit(api, fake_llm, server):
-    from server.subruns import MAX_DEPTH
+    # Sub-runs and X-Actorflow-Depth count toward one limit: started at depth
+    # max - 1, the run may start one sub-run (at max), which may start none.
+    limit = server.runtime.settings.max_depth
+    levels = 2
     wf = await agent_workflow(api, {"prompt": "recurse", "tools": [
         {"type": "workflow", "name": "again", "workflow_id": "{{ variables.self }}"}]})
     # every level asks for the tool once, then answers
-    fake_llm.script(*[oa.tool_calls(("again", {"self": wf})) for _ in range(MAX_DEPTH + 1)],
-                    *[oa.text(f"level done {i}") for i in range(MAX_DEPTH + 1)])
-    status, body = await api.execute(wf, {"self": wf})
+    fake_llm.script(*[oa.tool_calls(("again", {"self": wf})) for _ in range(levels)],
+                    *[oa.text(f"level done {i}") for i in range(levels)])
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute",
+                                     {"variables": {"self": wf}},
+                                     headers={"X-Actorflow-Depth": str(limit - 1)})
     assert status == 200, body
-    assert body["output"]["agent"]["content"] == f"level done {MAX_DEPTH}"
+    assert body["output"]["agent"]["content"] == f"level done {levels - 1}"
     refused = [m["content"] for r in fake_llm.requests for m in tool_messages(r)
                if "depth limit" in m["content"]]
     assert refused, [r["messages"] for r in fake_llm.requests]
-    assert len(fake_llm.requests) == 2 * (MAX_DEPTH + 1)
+    assert len(fake_llm.requests) == 2 * levels
     status, runs = await api.get(f"/api/workflows/{wf}/executions")
-    assert runs["total"] == MAX_DEPTH + 1
+    assert runs["total"] == levels
     assert {r["status"] for r in runs["executions"]} == {"completed"}
 
 

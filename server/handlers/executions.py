@@ -8,7 +8,7 @@ from schemas.execution import execute_request, status_filter
 from schemas.workflow import page
 from models.errors import ExecutionTimeout
 from server.errors import CODED
-from server.execution_start import start_run, sync_answer
+from server.execution_start import request_depth, start_run, sync_answer
 from .base import BaseHandler
 
 
@@ -17,9 +17,10 @@ class ExecuteHandler(BaseHandler):
     trigger = "api"
 
     async def post(self, workflow_id):
+        depth = request_depth(self.request.headers, self.settings_.max_depth)
         wf = wf_model.workflow_ref(self.workspace, workflow_id)
         variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
-        run = start_run(self.runtime, wf, variables, self.trigger, timeout)
+        run = start_run(self.runtime, wf, variables, self.trigger, timeout, depth=depth)
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)
         self.write_json(body, status)

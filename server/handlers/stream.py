@@ -18,7 +18,8 @@ from models import execution as ex_model
 from models import workflow as wf_model
 from schemas.execution import execute_request
 from models.errors import ActorflowError, PayloadTooLarge, ValidationError
-from server.execution_start import start_run
+from server.errors import CODED
+from server.execution_start import request_depth, start_run
 from server.sse import RunStream
 from .base import BaseHandler
 
@@ -43,9 +44,15 @@ class _StreamHandler(BaseHandler):
 
 
 class ExecuteStreamHandler(_StreamHandler):
+    error_shape = CODED     # only for the 409 below: later errors are events
+    depth = 0
+
     def prepare(self):
-        # Only the key is checked before the stream; the body limit answers as an event.
+        # Only the key and the depth are checked before the stream; the rest
+        # (the body limit too) answers as an event. Too deep is a plain 409, as
+        # on /execute, so that a calling http block fails at once.
         self.workspace = self.authenticate()
+        self.depth = request_depth(self.request.headers, self.settings_.max_depth)
 
     async def post(self, workflow_id):
         sse = self.open_stream()
@@ -55,7 +62,7 @@ class ExecuteStreamHandler(_StreamHandler):
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
             wf = wf_model.workflow_ref(self.workspace, workflow_id)
             variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
-            run = start_run(self.runtime, wf, variables, TRIGGER, timeout)
+            run = start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
         except ActorflowError as exc:
             extra = {"details": exc.extra["details"]} if "details" in exc.extra else {}
             sse.fail(exc.message, **extra)

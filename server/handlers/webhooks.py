@@ -20,7 +20,7 @@ from server import errors
 from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionTimeout, NotFound,
                            PayloadTooLarge, ShuttingDown, TooManyRequests, Unauthorized, ValidationError)
 from server.errors import CODED, PLAIN
-from server.execution_start import start_run, sync_answer
+from server.execution_start import request_depth, start_run, sync_answer
 from .base import BaseHandler, parse_json
 from .executions import wait_for_end
 
@@ -63,6 +63,7 @@ class WebhookHandler(BaseHandler):
 
         # Authenticated from here on. Nothing below uses up the arm until it is consumed.
         wait = wait_flag(self.get_query_argument("wait", None))
+        depth = request_depth(self.request.headers, self.settings_.max_depth)  # before the arm is used
         payload = trigger_payload(self.request)
         if not self.runtime.runs.accepting:
             raise ShuttingDown("server is shutting down")
@@ -81,7 +82,7 @@ class WebhookHandler(BaseHandler):
             body = payload["body"]
             variables = body if isinstance(body, dict) else {}
             run = start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
-                            webhook_block=block.block_id, trigger_payload=payload)
+                            webhook_block=block.block_id, trigger_payload=payload, depth=depth)
         except Exception:
             # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
             if armed_until is not None:
