@@ -35,16 +35,18 @@ def wait_listening(port, timeout=20):
 class Servers:
     """Actorflow (`run.py`) and the bare handler, each in its own process."""
 
-    def __init__(self, extra_env=None):
+    def __init__(self, extra_env=None, server_cpu=None):
         self.tmp = tempfile.mkdtemp(prefix="actorflow-bench-")
         self.port, self.bare_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}
         env.update({"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_PORT": str(self.port),
                     "ACTORFLOW_DATABASE_URL": f"sqlite:///{self.tmp}/bench.db"}, **(extra_env or {}))
         quiet = subprocess.DEVNULL
+        # Pinned: both servers on one CPU, so the load generator can have the other.
+        pin = ["taskset", "-c", str(server_cpu)] if server_cpu is not None else []
         self.procs = [
-            subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env, stdout=quiet, stderr=quiet),
-            subprocess.Popen([sys.executable, "bench/bare_server.py", str(self.bare_port)], cwd=ROOT,
+            subprocess.Popen(pin + [sys.executable, "run.py"], cwd=ROOT, env=env, stdout=quiet, stderr=quiet),
+            subprocess.Popen(pin + [sys.executable, "bench/bare_server.py", str(self.bare_port)], cwd=ROOT,
                              stdout=quiet, stderr=quiet),
         ]
         wait_listening(self.port)
