@@ -1,5 +1,6 @@
 """Test-only block types. They never ship in the server's registry."""
 
+import threading
 import time
 
 from actors.blocks import BlockType, checks
@@ -47,6 +48,26 @@ def _bad_output(ctx):
     return {"value": object()}
 
 
+_meetings = {}
+_meetings_lock = threading.Lock()
+
+
+def _meet(ctx):
+    """Wait until `parties` blocks of this run with the same `key` are all running.
+
+    Only blocks that run at the same time can meet, so a run whose `meet`
+    blocks all complete proves they ran concurrently, with no clock involved.
+    """
+    key = (ctx.execution_id, ctx.config.get("key", "k"))
+    with _meetings_lock:
+        barrier = _meetings.setdefault(key, threading.Barrier(int(ctx.config.get("parties", 2))))
+    try:
+        barrier.wait(timeout=float(ctx.config.get("patience", 30)))
+    except threading.BrokenBarrierError:
+        raise BlockError("the other blocks never arrived")
+    return {"met": True}
+
+
 def _busy(ctx):
     """Ignore cancellation for `seconds` (a block that does not cooperate)."""
     time.sleep(float(ctx.config.get("seconds", 0.1)))
@@ -61,4 +82,5 @@ TEST_TYPES = [
     BlockType("echo", checks.common, _echo),
     BlockType("bad_output", checks.common, _bad_output),
     BlockType("busy", checks.common, _busy),
+    BlockType("meet", checks.common, _meet),
 ]

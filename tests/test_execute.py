@@ -70,25 +70,24 @@ async def test_no_starter_is_400(api):
 
 @pytest.mark.gen_test
 async def test_branches_run_concurrently(api):
-    wf = await api.workflow([START, sleep("a", 1), sleep("b", 1),
-                             {"id": "out", "type": "response", "config": {"data": ["{{ a.slept }}", "{{ b.slept }}"]}}],
+    # Each `meet` block waits for the other: they can only both finish if they run at once.
+    meet = {"type": "meet", "config": {"parties": 2}}
+    wf = await api.workflow([START, {"id": "a", **meet}, {"id": "b", **meet},
+                             {"id": "out", "type": "response", "config": {"data": ["{{ a.met }}", "{{ b.met }}"]}}],
                             [edge("start", "a"), edge("start", "b"), edge("a", "out"), edge("b", "out")])
-    t0 = time.monotonic()
     status, body = await api.execute(wf, {})
-    took = time.monotonic() - t0
-    assert status == 200 and body["output"] == [1, 1]
-    assert took < 1.8, took
+    assert status == 200 and body["output"] == [True, True], body
 
 
 @pytest.mark.gen_test
 async def test_run_timeout_is_504_and_stored(api):
-    wf = await api.workflow([START, sleep("slow", 30)], [edge("start", "slow")])
+    wf = await api.workflow([START, sleep("slow", 60)], [edge("start", "slow")])
     t0 = time.monotonic()
     status, body = await api.execute(wf, {}, timeout=0.5)
     took = time.monotonic() - t0
     assert status == 504, body
     assert body["error_code"] == "EXECUTION_TIMEOUT" and body["execution_id"]
-    assert took < 1.5, took
+    assert took < 30, took  # cut by the run's timeout, not by the block's 60 s
     status, ex = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}")
     assert ex["status"] == "timeout"
     status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
@@ -98,11 +97,11 @@ async def test_run_timeout_is_504_and_stored(api):
 @pytest.mark.gen_test
 async def test_failure_is_500_with_block_id_and_cancels_the_rest(api):
     wf = await api.workflow([START, {"id": "bad", "type": "fail", "config": {"message": "nope!"}},
-                             sleep("slow", 30), {"id": "after", "type": "response"}],
+                             sleep("slow", 60), {"id": "after", "type": "response"}],
                             [edge("start", "bad"), edge("start", "slow"), edge("bad", "after")])
     t0 = time.monotonic()
     status, body = await api.execute(wf, {})
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 30  # the failure cancelled the 60 s sleep
     assert status == 500, body
     assert body["error_code"] == "EXECUTION_FAILED" and body["block_id"] == "bad"
     assert "nope!" in body["error"] and body["execution_id"]
@@ -229,29 +228,39 @@ async def test_history_and_logs(api):
 
 @pytest.mark.gen_test
 async def test_delete_cancels_running_runs_and_removes_history(api, server):
-    wf = await api.workflow([START, sleep("slow", 30)], [edge("start", "slow")])
+    wf = await api.workflow([START, sleep("slow", 60)], [edge("start", "slow")])
     pending = asyncio.ensure_future(api.execute(wf, {}))
-    for _ in range(100):
-        if server.runtime.runs.live:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
+    await _block_running(api, wf, "slow")
     t0 = time.monotonic()
     status, body = await api.delete(f"/api/workflows/{wf}")
-    assert status == 200 and time.monotonic() - t0 < 3
+    assert status == 200 and time.monotonic() - t0 < 30  # it did not wait for the 60 s sleep
     status, body = await pending
     assert status == 500 and "cancelled" in body["error"]
     status, body = await api.get(f"/api/workflows/{wf}/executions")
     assert status == 404
 
 
+async def _block_running(api, wf, block_id, timeout=30):
+    """Wait until the workflow's newest run has `block_id` running (its log says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, runs = await api.get(f"/api/workflows/{wf}/executions")
+        if status == 200 and runs["executions"]:
+            eid = runs["executions"][0]["id"]
+            status, logs = await api.get(f"/api/workflows/{wf}/executions/{eid}/logs")
+            if any(l["block_id"] == block_id and l["status"] == "running" for l in logs["logs"]):
+                return eid
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{block_id} never started")
+
+
 @pytest.mark.gen_test
 async def test_a_run_sees_the_graph_it_started_with(api):
-    wf = await api.workflow([START, sleep("slow", 0.5),
+    wf = await api.workflow([START, sleep("slow", 3),
                              {"id": "out", "type": "response", "config": {"data": "old"}}],
                             [edge("start", "slow"), edge("slow", "out")])
     pending = asyncio.ensure_future(api.execute(wf, {}))
-    await asyncio.sleep(0.2)
+    await _block_running(api, wf, "slow")
     status, _ = await api.put(f"/api/workflows/{wf}/graph", {"blocks": [
         START, {"id": "out", "type": "response", "config": {"data": "new"}}], "edges": [edge("start", "out")]})
     assert status == 200

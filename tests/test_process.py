@@ -8,7 +8,7 @@ import urllib.request
 
 import peewee
 
-from tests.processes import ServerProcess, run_cli
+from tests.processes import ServerProcess, run_cli, wait_until
 
 
 def db_url(tmp_path):
@@ -149,6 +149,15 @@ def _slow_workflow(url, key, seconds):
     return wf["id"]
 
 
+def _block_running(url, key, wf, block_id):
+    status, runs = http(url + f"/api/workflows/{wf}/executions", key=key)
+    if status != 200 or not runs["executions"]:
+        return False
+    eid = runs["executions"][0]["id"]
+    status, logs = http(url + f"/api/workflows/{wf}/executions/{eid}/logs", key=key)
+    return any(l["block_id"] == block_id and l["status"] == "running" for l in logs["logs"])
+
+
 def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
     import threading
     key = "k" * 20
@@ -165,7 +174,8 @@ def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
     for t in threads:
         t.start()
     import time
-    time.sleep(0.5)
+    for wf in (quick, stuck):
+        assert wait_until(lambda: _block_running(server.url, key, wf, "slow"), timeout=30)
     t0 = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - t0 < 10
