@@ -4,6 +4,7 @@
     python run.py create-key [--workspace NAME] [--name LABEL]
     python run.py list-keys
     python run.py revoke-key KEY_ID
+    python run.py openapi > openapi.json
 """
 
 import argparse
@@ -32,6 +33,7 @@ def build_parser():
     sub.add_parser("list-keys", parents=[common], help="list keys (never the keys themselves)")
     revoke = sub.add_parser("revoke-key", parents=[common], help="revoke a key by its id")
     revoke.add_argument("key_id")
+    sub.add_parser("openapi", parents=[common], help="print the OpenAPI document (JSON); needs no server")
     return parser
 
 
@@ -41,6 +43,10 @@ def main(argv=None):
     command = args.command or "serve"
     if command == "serve":
         return serve(settings)
+    if command == "openapi":
+        from server.openapi import write
+        write(sys.stdout)
+        return 0
     from models.db import migrate, open_database
     from models import workspace as ws
     db = open_database(settings.database_url)

@@ -2,7 +2,8 @@
 
 import tornado.web
 
-from .handlers import base, deploy, executions, stream, webhooks, workflows
+from .handlers import base, deploy, docs, executions, stream, webhooks, workflows
+from .handlers.metrics import MetricsHandler
 
 WF = r"/api/workflows/([^/]+)"
 EX = WF + r"/executions/([^/]+)"
@@ -26,6 +27,10 @@ def make_app(runtime) -> tornado.web.Application:
         (EX + r"/cancel/?", executions.CancelHandler),
         (EX + r"/stream/?", stream.ReattachHandler),
         (r"/api/webhooks/([^/]+)/?", webhooks.WebhookHandler),
+        (r"/api/openapi.json", docs.OpenAPIHandler),
+        (r"/api/docs/?", docs.DocsPageHandler),
+        (r"/api/docs/([^/]+)", docs.DocsAssetHandler),
+        (r"/metrics", MetricsHandler),
     ]
     return tornado.web.Application(
         [(pattern, handler, deps) for pattern, handler in routes],

@@ -29,9 +29,29 @@ class Settings:
     code_cpu_seconds: int = 60
     webhook_failures_per_minute: int = 10
     max_depth: int = 8
+    metrics: bool = False
+    metrics_address: str | None = None
+    log_format: str = "text"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def flag(raw: str) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case)."""
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def log_format(raw: str) -> str:
+    """`text` (the default, for people) or `json` (one object per line, for log shippers)."""
+    if raw.strip().lower() not in ("text", "json"):
+        raise ValueError(raw)
+    return raw.strip().lower()
 
 
 # name -> (environment variable, type)
@@ -58,6 +78,9 @@ _FIELDS = {
     "code_cpu_seconds": ("ACTORFLOW_CODE_CPU_SECONDS", int),
     "webhook_failures_per_minute": ("ACTORFLOW_WEBHOOK_FAILURES_PER_MINUTE", int),
     "max_depth": ("ACTORFLOW_MAX_DEPTH", int),
+    "metrics": ("ACTORFLOW_METRICS", flag),
+    "metrics_address": ("ACTORFLOW_METRICS_ADDRESS", str),
+    "log_format": ("ACTORFLOW_LOG_FORMAT", log_format),
 }
 
 

@@ -1,0 +1,96 @@
+"""The OpenAPI document: valid, complete for the route table, served without a key."""
+
+import json
+
+import pytest
+from openapi_spec_validator import validate
+
+from server.app import make_app
+from server.handlers.base import BaseHandler, HealthHandler
+from server.openapi import UndescribedRoute, build, document, implemented_methods, routes_of
+from tests.processes import run_cli
+
+
+def test_document_is_valid_openapi_31():
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+
+
+def test_every_route_and_method_is_described():
+    app = make_app(None)
+    doc = build(app)
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    count = sum(len(implemented_methods(handler)) for _, handler in routes_of(app))
+    assert len(described) == count
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_route_the_document_does_not_describe_fails_the_build(monkeypatch):
+    class Extra(BaseHandler):
+        def get(self):
+            pass
+
+    app = make_app(None)
+    app.wildcard_router.add_rules([(r"/api/extra/?", Extra, {"runtime": None})])
+    with pytest.raises(UndescribedRoute, match="/api/extra"):
+        build(app)
+
+    # A method added to a described route counts too.
+    monkeypatch.setattr(HealthHandler, "post", lambda self: None, raising=False)
+    with pytest.raises(UndescribedRoute, match="POST /api/health"):
+        build(make_app(None))
+
+
+def test_error_shapes_are_where_the_seed_puts_them():
+    paths = document()["paths"]
+
+    def shape(path, method, status):
+        ref = paths[path][method]["responses"][str(status)]["content"]["application/json"]["schema"]["$ref"]
+        return ref.rsplit("/", 1)[1]
+
+    wf = "/api/workflows/{id}"
+    assert shape("/api/workflows", "post", 400) == "PlainError"
+    assert shape(wf, "patch", 404) == "PlainError"
+    assert shape(wf, "delete", 404) == "PlainError"
+    assert shape(wf + "/deploy", "post", 404) == "PlainError"
+    assert shape(wf + "/arm", "post", 400) == "PlainError"
+    assert shape(wf, "get", 404) == "CodedError"
+    assert shape(wf + "/graph", "put", 400) == "CodedError"
+    assert shape(wf + "/execute", "post", 404) == "CodedError"
+    assert shape(wf + "/execute", "post", 504) == "ExecutionTimeoutError"
+    assert shape(wf + "/execute", "post", 401) == "PlainError"
+    assert shape("/api/webhooks/{webhook_id}", "post", 409) == "PlainError"
+    assert shape("/api/webhooks/{webhook_id}", "post", 500) == "ExecutionFailedError"
+    stream = paths[wf + "/execute/stream"]["post"]["responses"]["200"]
+    assert list(stream["content"]) == ["text/event-stream"]
+    assert "execution_completed" in paths[wf + "/execute/stream"]["post"]["description"]
+    hook = {p["name"] for p in paths["/api/webhooks/{webhook_id}"]["post"]["parameters"]}
+    assert {"X-Webhook-Secret", "X-Webhook-Signature", "wait"} <= hook
+    assert paths["/api/webhooks/{webhook_id}"]["post"]["security"] == []
+
+
+def test_cli_prints_the_document_without_a_server():
+    result = run_cli("openapi")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(json.dumps(document()))
+
+
+@pytest.mark.gen_test
+async def test_served_without_a_key_with_a_docs_page(api):
+    status, doc = await api.get("/api/openapi.json", key=None)
+    assert status == 200
+    assert doc == json.loads(json.dumps(document()))
+
+    status, page, response = await api.call("GET", "/api/docs", key=None)
+    assert status == 200 and response.headers["Content-Type"].startswith("text/html")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert "<script>" not in page and "cdn" not in page.lower()  # only <script src=...> of ours
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "start.js"):
+        assert f"/api/docs/{asset}" in page
+        status, body, response = await api.call("GET", f"/api/docs/{asset}", key=None)
+        assert status == 200 and len(response.body) > 100
+    status, body = await api.get("/api/docs/..%2Fsettings.py", key=None)
+    assert status == 404 and "error" in body
