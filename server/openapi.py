@@ -53,7 +53,8 @@ run is quiet a comment line `: keep-alive` is sent.
 | `block_skipped` | `block_id`, `block_type` |
 | `block_failed` | `block_id`, `block_type`, `error`, `duration_ms` |
 | `execution_completed` | `execution_id`, `output`, `duration_ms` (last event) |
-| `error` | `error`; `execution_id` when a run exists; `block_id` for a failed block; `error_code: "EXECUTION_TIMEOUT"` only for the run's timeout; `details` for validation errors (last event) |
+| `error` | `error`; `execution_id` when a run exists; `block_id` for a failed block; \
+`error_code: "EXECUTION_TIMEOUT"` only for the run's timeout; `details` for validation errors (last event) |
 """
 
 # One server-sent event as a client parses it; `data` is JSON, one of the StreamEvent types.
