@@ -75,6 +75,8 @@ class Coordinator(pykka.ThreadingActor):
             "status": "running", "trigger": plan.trigger, "variables": plan.variables,
             "output": None, "error": None, "error_block": None, "owner": self.engine.owner,
             "started_at": utcnow(), "finished_at": None, "duration_ms": None,
+            "graph_version": plan.graph_version, "timeout": plan.timeout,
+            "trigger_payload": plan.trigger_payload,
         }))
         self._event({"type": "execution_started", "execution_id": plan.execution_id,
                      "workflow_id": plan.workflow_id})

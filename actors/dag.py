@@ -187,6 +187,50 @@ def _settle(state, changed, mark=False):
     return ready, skipped
 
 
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A run's state rebuilt from its stored block logs, and what to do next."""
+    state: RunState
+    restart: tuple      # blocks that were running when the run stopped: start them again
+    ready: tuple        # blocks the stored decisions had not reached yet, now ready
+    skipped: tuple      # ... and those now skipped
+    failed: str | None  # a block that failed the run (its end was not stored)
+
+
+def restore(graph: Graph, logs) -> Restored:
+    """Rebuild a run from its block logs (mappings with block_id, status, output), in start order.
+
+    Finished blocks keep their outputs, skipped ones stay skipped; blocks that
+    were running (or cancelled without the run ending) start again. A failure
+    with an output is one that continued (`continue_on_error`).
+    """
+    state = RunState(graph)
+    restart, failed = [], None
+    for row in logs:
+        block_id, status = row["block_id"], row["status"]
+        if block_id not in graph.blocks or state.status[block_id] != PENDING:
+            continue
+        if status == COMPLETED:
+            state.set(block_id, COMPLETED)
+            state.outputs[block_id] = row["output"]
+        elif status == SKIPPED:
+            state.set(block_id, SKIPPED)
+        elif status == FAILED:
+            state.set(block_id, FAILED)
+            if row["output"] is not None:
+                state.continued.add(block_id)
+                state.outputs[block_id] = row["output"]
+            elif failed is None:
+                failed = block_id
+        else:
+            state.set(block_id, RUNNING)
+            restart.append(block_id)
+    ready, skipped = [], []
+    if failed is None:
+        ready, skipped = _settle(state, [b for b in graph.order if state.is_done(b)])
+    return Restored(state, tuple(restart), tuple(ready), tuple(skipped), failed)
+
+
 def cancel_rest(state: RunState):
     """The run ended early: running blocks become cancelled. Returns their ids."""
     running = sorted(state.running, key=state.graph.order.index)

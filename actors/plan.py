@@ -13,6 +13,16 @@ DEPTH_HEADER = "X-Actorflow-Depth"
 
 
 @dataclasses.dataclass(frozen=True)
+class Resume:
+    """Where a run stopped: its stored block logs and counters, and its time left."""
+    logs: tuple             # stored block logs in start order: {block_id, status, output, attempts}
+    seq: int                # last stored event number: the run's events go on from here
+    log_seq: int            # last block log number
+    elapsed: float          # seconds since the run started
+    remaining: float        # seconds left before its original deadline (<= 0: past it)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunPlan:
     execution_id: str
     workflow_id: str
@@ -24,10 +34,13 @@ class RunPlan:
     trigger_payload: Any    # the webhook call, for webhook runs
     timeout: float
     depth: int = 0          # how many runs started this one (requests, sub-runs)
+    graph_version: int | None = None
+    resume: Resume | None = None    # set when the run goes on after its server stopped
 
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
-             timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0) -> RunPlan:
+             timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0,
+             graph_version=None) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -40,4 +53,21 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
         entries = tuple(b["id"] for b in starters)
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
-                   trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth)
+                   trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth,
+                   graph_version=graph_version)
+
+
+def plan_resume(stored, now) -> RunPlan:
+    """The plan that continues a stored run (see models.processes.resume_data) at time `now`.
+
+    The run keeps its original deadline: `started_at` + its timeout.
+    """
+    run = stored["run"]
+    elapsed = max(0.0, (now - run["started_at"]).total_seconds())
+    resume = Resume(logs=tuple(stored["logs"]), seq=stored["seq"], log_seq=stored["log_seq"],
+                    elapsed=elapsed, remaining=run["timeout"] - elapsed)
+    return RunPlan(execution_id=run["id"], workflow_id=run["workflow"], workspace=run["workspace"],
+                   graph=Graph.build(stored["blocks"], stored["edges"]), entries=(),
+                   variables=run["variables"], trigger=run["trigger"],
+                   trigger_payload=run["trigger_payload"], timeout=run["timeout"],
+                   graph_version=run["graph_version"], resume=resume)

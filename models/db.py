@@ -13,7 +13,7 @@ from playhouse.db_url import connect
 
 from .base import BaseModel, database, utcnow
 from .execution import BlockLog, Execution, ExecutionEvent, ProcessRow
-from .workflow import Block, Edge, Workflow
+from .workflow import Block, Edge, GraphSnapshot, Workflow, store_snapshot
 from .workspace import ApiKey, Workspace
 
 SQLITE_PRAGMAS = (
@@ -36,8 +36,28 @@ def _v1_tables():
                             Execution, BlockLog, ExecutionEvent, ProcessRow])
 
 
+def _v2_durable_runs():
+    """Graph snapshots per version, and what a resumed run needs on its rows."""
+    from playhouse.migrate import SchemaMigrator, migrate as apply
+    database.create_tables([GraphSnapshot])
+    # _v1_tables builds today's models, so a fresh database has these columns already.
+    wanted = [(Execution, ("graph_version", "timeout", "trigger_payload")), (BlockLog, ("resumed",))]
+    migrator = SchemaMigrator.from_database(database.obj)
+    steps = []
+    for model, names in wanted:
+        have = {c.name for c in database.get_columns(model._meta.table_name)}
+        for name in names:
+            if name not in have:
+                steps.append(migrator.add_column(model._meta.table_name, name, model._meta.fields[name]))
+    apply(*steps)
+    stored = {w for (w,) in GraphSnapshot.select(GraphSnapshot.workflow).tuples()}
+    for wf_id, version in Workflow.select(Workflow.id, Workflow.version).where(Workflow.version > 0).tuples():
+        if wf_id not in stored:
+            store_snapshot(wf_id, version)
+
+
 # Append new steps here; never edit one that has shipped.
-MIGRATIONS = [_v1_tables]
+MIGRATIONS = [_v1_tables, _v2_durable_runs]
 
 
 def open_database(url: str) -> peewee.Database:

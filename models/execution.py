@@ -21,6 +21,10 @@ class Execution(BaseModel):
     started_at = peewee.DateTimeField()
     finished_at = peewee.DateTimeField(null=True)
     duration_ms = peewee.IntegerField(null=True)
+    # What a resume needs beyond the logs: the graph it ran, its time budget, the webhook call.
+    graph_version = peewee.IntegerField(null=True)
+    timeout = peewee.FloatField(null=True)
+    trigger_payload = JSONField(null=True)
 
 
 class BlockLog(BaseModel):
@@ -38,6 +42,7 @@ class BlockLog(BaseModel):
     error = peewee.TextField(null=True)
     attempts = peewee.IntegerField(default=0)
     stdout = peewee.TextField(null=True)
+    resumed = peewee.BooleanField(null=True)  # true: started again after its server stopped
 
     class Meta:
         indexes = ((("execution", "block_id"), True),)
@@ -91,6 +96,8 @@ def log_json(row: BlockLog) -> dict:
         "error": row.error,
         "attempts": row.attempts,
     }
+    if row.resumed:
+        body["resumed"] = True
     if row.block_type == "code" or row.stdout is not None:
         body["stdout"] = row.stdout if row.stdout is not None else ""
     return body

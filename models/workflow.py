@@ -22,6 +22,20 @@ class Workflow(BaseModel):
     version = peewee.IntegerField(default=0)  # bumped on every graph save
 
 
+class GraphSnapshot(BaseModel):
+    """One saved graph, never changed: what every run of that version ran (and resumes on)."""
+    pk = peewee.AutoField()
+    workflow = peewee.CharField()
+    version = peewee.IntegerField()
+    blocks = JSONField()    # as load_graph returns them (webhook credentials included)
+    edges = JSONField()
+    saved_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "graph_version"
+        indexes = ((("workflow", "version"), True),)
+
+
 class Block(BaseModel):
     pk = peewee.AutoField()
     workflow = peewee.CharField(index=True)
@@ -102,6 +116,32 @@ def load_graph(workflow_id: str):
     return blocks, edges
 
 
+def graph_of_version(workflow_id: str, version: int):
+    """(blocks, edges) of a saved version of the graph, or None when that version is not stored."""
+    from .base import database
+    p = database.param
+    row = database.execute_sql(
+        f"SELECT blocks, edges FROM graph_version WHERE workflow = {p} AND version = {p}",
+        (workflow_id, version)).fetchone()
+    if row is None:
+        return None
+    field = GraphSnapshot.blocks
+    return field.python_value(row[0]), field.python_value(row[1])
+
+
+def store_snapshot(workflow_id: str, version: int, block_rows=None, edge_rows=None):
+    """Keep the graph as saved as `version`: from the rows just written, else as stored."""
+    if block_rows is None:
+        blocks, edges = load_graph(workflow_id)
+    else:
+        blocks = [{"id": b["block_id"], "type": b["type"], "config": b["config"],
+                   "position": b["position"]} for b in block_rows]
+        edges = [{k: v for k, v in (("source", e["source"]), ("target", e["target"]),
+                                    ("source_handle", e["source_handle"])) if v is not None}
+                 for e in edge_rows]
+    GraphSnapshot.create(workflow=workflow_id, version=version, blocks=blocks, edges=edges)
+
+
 def full_workflow_json(wf: Workflow, public_url: str) -> dict:
     """The workflow with its graph; webhook blocks also show their trigger URL."""
     blocks, edges = load_graph(wf.id)
@@ -135,6 +175,7 @@ def delete_workflow(workspace: str, workflow_id: str):
     wf = get_workflow(workspace, workflow_id)
     Block.delete().where(Block.workflow == wf.id).execute()
     Edge.delete().where(Edge.workflow == wf.id).execute()
+    GraphSnapshot.delete().where(GraphSnapshot.workflow == wf.id).execute()
     delete_executions_of(wf.id)
     wf.delete_instance()
 
@@ -172,6 +213,7 @@ def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, publ
     wf.updated_at = utcnow()
     wf.version += 1
     wf.save()
+    store_snapshot(wf.id, wf.version, block_rows, edge_rows)
     return full_workflow_json(wf, public_url)
 
 

@@ -20,7 +20,8 @@ class GraphCache:
         hit = self._entries.get(workflow_id)
         if hit is not None and hit[0] == version:
             return hit[1]
-        blocks, edges = wf_model.load_graph(workflow_id)
+        saved = wf_model.graph_of_version(workflow_id, version)
+        blocks, edges = saved if saved is not None else wf_model.load_graph(workflow_id)
         entry = (blocks, edges, Graph.build(blocks, edges))
         if len(self._entries) >= self._size:
             self._entries.pop(next(iter(self._entries)))
@@ -59,7 +60,8 @@ def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trig
     plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                     trigger=trigger, timeout=timeout, webhook_block=webhook_block,
-                    trigger_payload=trigger_payload, graph=graph, depth=depth)
+                    trigger_payload=trigger_payload, graph=graph, depth=depth,
+                    graph_version=wf.version)
     return runtime.runs.start(plan)
 
 
