@@ -95,6 +95,7 @@ async def _serve(settings):
                         idle_connection_timeout=120, body_timeout=60)
     sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
+    runtime.listening_on(sockets)
     port = sockets[0].getsockname()[1]
     print(f"Actorflow listening on http://{settings.host}:{port}", flush=True)
 

@@ -1,7 +1,12 @@
 """The http block, and the HTTP plumbing the llm and agent blocks share.
 
 Blocks run on their own actor thread, so a blocking client is fine: we use
-`httpx2` (what the `openai` package is built on). Every request made inside a
+`httpx2` (what the `openai` package is built on). The http block (and the
+agent's http tools) resolve each host themselves, ask the run's `netpolicy`
+about every address, and connect to the address they checked (the URL's host
+replaced by it; the Host header and TLS name stay the original), so a name
+that resolves differently the second time cannot slip past the check.
+Redirects are followed here, hop by hop, for the same reason. Every request made inside a
 `Guard` can be stopped at once from outside: a small watcher thread waits on
 the block's `cancelled` event and deadline, and when either fires it shuts
 down the sockets the request opened (learnt through httpcore's `trace`
@@ -10,6 +15,8 @@ immediately. Clients built by `make_client` keep no idle connections, so
 every request opens (and reports) its own socket.
 """
 
+import http.cookiejar
+import ipaddress
 import json
 import socket
 import threading
@@ -21,10 +28,12 @@ import httpx2
 from actors.errors import BlockError
 from .blocks.http import METHODS
 from .context import BlockCancelled, BlockTimeout
+from .netpolicy import NetPolicy, normal
 from .plan import DEPTH_HEADER
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_TIMEOUT = 60.0      # seconds, when neither the block's timeout nor the run's bounds it
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = "Actorflow/0.1 (http block)"
@@ -50,6 +59,7 @@ class Guard:
         self.deadline = min(deadlines) if deadlines else None
         self.fired = None           # None, "cancelled" or "timeout"
         self._socks = []
+        self._callbacks = []
         self._lock = threading.Lock()
         self._over = False
         self._previous = None
@@ -89,8 +99,19 @@ class Guard:
                 return
             self.fired = reason
             socks = list(self._socks)
+            callbacks, self._callbacks = self._callbacks, []
         for sock in socks:
             _shutdown(sock)
+        for callback in callbacks:
+            callback()
+
+    def on_fire(self, callback):
+        """Call `callback()` when the guard fires (at once if it has): wakes a wait on something else."""
+        with self._lock:
+            if self.fired is None and not self._over:
+                self._callbacks.append(callback)
+                return
+        callback()
 
     def add_socket(self, sock):
         with self._lock:
@@ -148,15 +169,30 @@ def make_client(**kwargs):
     return httpx2.Client(**kwargs)
 
 
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """One client serves every workspace: it must never keep a cookie."""
+
+    def set_ok(self, cookie, request):
+        return False
+
+    def return_ok(self, cookie, request):
+        return False
+
+
 _client = None
 _client_lock = threading.Lock()
+_OPEN_POLICY = NetPolicy()      # for a context without a runtime: metadata addresses still refused
 
 
 def _shared_client():
     global _client
     with _client_lock:
         if _client is None:
-            _client = make_client(follow_redirects=True, max_redirects=MAX_REDIRECTS,
+            # No proxies from the environment: we connect to the address we checked.
+            # Connections are bounded per run and workspace by the caller, not here.
+            _client = make_client(follow_redirects=False, trust_env=False,
+                                  cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+                                  limits=httpx2.Limits(max_connections=None, max_keepalive_connections=0),
                                   headers={"User-Agent": USER_AGENT})
         return _client
 
@@ -238,35 +274,33 @@ def request(ctx, method, url, headers=None, content=None, timeout=DEFAULT_TIMEOU
     Returns (status, headers with lower-cased names, body): the body parsed
     when the answer says it is JSON, else text. Every failure is a BlockError
     with a one-line message; cancellation and the block's deadline stop the
-    request at once.
+    request at once. Every hop's addresses are checked by the run's netpolicy.
     """
     ctx.check()
     limit = ctx.remaining(timeout)
     shown = safe_url(url)
     late = f"request to {shown} timed out after {limit:g}s"
     client = _shared_client()
+    policy = ctx.services.get("netpolicy") or _OPEN_POLICY
+    headers = dict(headers or {})
     with Guard(ctx, deadline=time.monotonic() + limit) as guard:
         try:
             request_timeout = httpx2.Timeout(limit, connect=min(limit, CONNECT_TIMEOUT))
-            with client.stream(method, url, headers=headers, content=content,
-                               timeout=request_timeout) as resp:
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise BlockError(f"response from {shown} is too large "
-                                     f"({int(declared)} bytes; the limit is {_size(max_bytes)})")
-                parts, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise BlockError(f"response from {shown} is larger than {_size(max_bytes)}")
-                    parts.append(chunk)
-                    if ctx.cancelled.is_set():
+            hop = url
+            for _ in range(MAX_REDIRECTS + 1):
+                resp = _open(client, policy, guard, late, method, hop, headers, content,
+                             request_timeout, redirected_from=None if hop is url else shown)
+                try:
+                    location = resp.headers.get("location") if resp.status_code in REDIRECTS else None
+                    if location is None:
+                        data, status, answer_headers, encoding = _read(ctx, resp, shown, max_bytes, guard, late)
                         break
-                guard.raise_if_fired(late)
-                data = b"".join(parts)
-                status = resp.status_code
-                answer_headers = _headers(resp.headers)
-                encoding = resp.charset_encoding or "utf-8"
+                finally:
+                    resp.close()
+                method, hop, headers, content = _next_hop(resp.status_code, method, hop, location,
+                                                          headers, content)
+            else:
+                raise httpx2.TooManyRedirects("too many redirects")
         except BlockError:
             guard.raise_if_fired(late)
             raise
@@ -287,6 +321,117 @@ def request(ctx, method, url, headers=None, content=None, timeout=DEFAULT_TIMEOU
             raise BlockError(f"request to {shown} failed: {_reason(exc)}") from None
     body = _parse_body(data, answer_headers.get("content-type", ""), encoding)
     return status, answer_headers, body
+
+
+def _open(client, policy, guard, late, method, url, headers, content, timeout, redirected_from=None):
+    """Send one hop to an address the policy allows; the response's body is not read yet."""
+    parsed = httpx2.URL(url)
+    if parsed.scheme not in ("http", "https"):
+        raise BlockError(f"redirect from {redirected_from} to {safe_url(url)!r}: "
+                         f"only http:// and https:// are followed")
+    host = urllib.parse.unquote(parsed.raw_host.decode("ascii"))
+    if not host:
+        raise httpx2.InvalidURL("no host")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    addresses = _resolve(host, port, guard, late)
+    for address in addresses:
+        reason = policy.refusal(address, port)
+        if reason is not None:
+            via = f" (redirected from {redirected_from})" if redirected_from else ""
+            raise BlockError(f"refused to connect to {safe_url(url)}{via}: {reason}")
+    headers = dict(headers)
+    if not any(k.lower() == "host" for k in headers):
+        headers["Host"] = parsed.netloc.decode("ascii")
+    extensions = {}
+    if parsed.scheme == "https" and not _is_ip(host):
+        extensions["sni_hostname"] = host       # the certificate is checked against the name
+    error = None
+    for address in addresses:
+        request = client.build_request(method, parsed.copy_with(host=address), headers=headers,
+                                       content=content, timeout=timeout, extensions=extensions)
+        try:
+            return client.send(request, stream=True)
+        except httpx2.ConnectError as exc:      # try the name's next address
+            error = exc
+            if guard.fired:
+                break
+    raise error
+
+
+def _resolve(host, port, guard, late):
+    """The addresses `host` stands for, in the resolver's order, without repeats.
+
+    getaddrinfo cannot be interrupted, so it runs on a helper thread and the
+    guard wakes us when the block is cancelled or out of time.
+    """
+    if _is_ip(host):
+        return [str(normal(host))]
+    found = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            found["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            found["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="http-resolve", daemon=True).start()
+    guard.on_fire(done.set)
+    done.wait()
+    guard.raise_if_fired(late)
+    if "error" in found:
+        raise BlockError(f"could not resolve {host}: {_reason(found['error'])}")
+    addresses = []
+    for info in found["infos"]:
+        address = str(normal(info[4][0]))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
+
+
+def _next_hop(status, method, url, location, headers, content):
+    """(method, url, headers, content) of the request a redirect asks for, as browsers do."""
+    try:
+        target = httpx2.URL(url).join(location)
+    except (httpx2.InvalidURL, ValueError) as exc:
+        raise BlockError(f"invalid redirect from {safe_url(url)}: {exc}") from None
+    if (status == 303 and method != "HEAD") or (status == 302 and method != "HEAD") or (
+            status == 301 and method == "POST"):
+        method, content = "GET", None
+        headers = {k: v for k, v in headers.items()
+                   if k.lower() not in ("content-type", "content-length", "transfer-encoding")}
+    if target.origin != httpx2.URL(url).origin:
+        # Credentials and a chosen Host are for the first origin only.
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "host", "cookie")}
+    return method, str(target), headers, content
+
+
+def _read(ctx, resp, shown, max_bytes, guard, late):
+    """The answer's (data, status, lower-cased headers, text encoding); the body bounded."""
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BlockError(f"response from {shown} is too large "
+                         f"({int(declared)} bytes; the limit is {_size(max_bytes)})")
+    parts, size = [], 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BlockError(f"response from {shown} is larger than {_size(max_bytes)}")
+        parts.append(chunk)
+        if ctx.cancelled.is_set():
+            break
+    guard.raise_if_fired(late)
+    return b"".join(parts), resp.status_code, _headers(resp.headers), resp.charset_encoding or "utf-8"
 
 
 def _headers(headers):

@@ -8,6 +8,7 @@ import pykka
 
 from actors.blocks import default_registry
 from actors.coordinator import Engine
+from actors.netpolicy import NetPolicy
 from actors.sandbox import SandboxPool
 from actors.timers import Timers
 from models import processes
@@ -46,6 +47,7 @@ class Runtime:
         self.graphs = GraphCache()
         self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
         self.services = {}
+        self.services["netpolicy"] = NetPolicy.from_settings(settings)
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
             cpu_seconds=settings.code_cpu_seconds)
@@ -58,6 +60,11 @@ class Runtime:
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
         self.closed = False
         self.in_flight = 0
+
+    def listening_on(self, sockets):
+        """Tell the engine where this server listens (once, after binding): http blocks may not call it."""
+        own = [sock.getsockname()[:2] for sock in sockets]
+        self.services["netpolicy"] = self.services["netpolicy"].listening_on(own)
 
     def _stale_after(self):
         return max(3 * self.settings.heartbeat_interval, 15.0)

@@ -4,6 +4,8 @@ import argparse
 import dataclasses
 import os
 
+from actors.netpolicy import cidrs
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -32,6 +34,8 @@ class Settings:
     metrics: bool = False
     metrics_address: str | None = None
     log_format: str = "text"
+    http_allow: tuple = ()          # networks (CIDR) http blocks may always reach
+    http_deny: tuple = ()           # networks they may not
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -81,6 +85,8 @@ _FIELDS = {
     "metrics": ("ACTORFLOW_METRICS", flag),
     "metrics_address": ("ACTORFLOW_METRICS_ADDRESS", str),
     "log_format": ("ACTORFLOW_LOG_FORMAT", log_format),
+    "http_allow": ("ACTORFLOW_HTTP_ALLOW", cidrs),
+    "http_deny": ("ACTORFLOW_HTTP_DENY", cidrs),
 }
 
 

@@ -133,6 +133,7 @@ def server(io_loop, settings, registry):
         http_server = tornado.httpserver.HTTPServer(
             make_app(runtime), max_body_size=settings.max_graph_body + 65536)
         http_server.add_socket(sock)
+        runtime.listening_on([sock])
         return Server(runtime, http_server, port)
 
     srv = io_loop.run_sync(start)

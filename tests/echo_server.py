@@ -4,6 +4,7 @@ Routes (any method):
   /echo...             200 JSON {method, path, query, headers (lower-cased), body, json}
   /status/<code>       that status, JSON {"status": code}
   /redirect/<n>        302 to /redirect/<n-1>; /redirect/0 redirects to /echo
+  /goto?to=<url>       302 to that url (any status with &status=)
   /text                200 text/plain "hello, world"
   /bad-json            200 application/json that is not JSON
   /big/<bytes>         200 application/octet-stream of that many bytes (no content-length)
@@ -52,6 +53,13 @@ class _Handler(BaseHTTPRequestHandler):
                 target = f"/redirect/{n - 1}" if n > 0 else "/echo/redirected"
                 self.send_response(302)
                 self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path == "/goto":
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                self.send_response(int(query.get("status", 302)))
+                self.send_header("Location", query["to"])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -113,15 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class EchoServer:
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.requests = []
         self._lock = threading.Lock()
         self._barriers = {}
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer((host, 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
                                         name="echo-server", daemon=True)
 

@@ -187,6 +187,19 @@ async def test_agent_calling_its_own_workflow_stops_at_the_depth_limit(api, fake
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_http_tool_obeys_the_network_policy(api, fake_llm, server):
+    tools = [dict(WEATHER, url="http://169.254.169.254/latest/meta-data/{{ args.city }}"),
+             dict(WEATHER, name="self", url=f"http://localhost:{server.port}/api/health")]
+    fake_llm.script(oa.tool_calls(("weather", {"city": "x"}), ("self", {})), oa.text("No luck."))
+    wf = await agent_workflow(api, {"prompt": "try", "tools": tools})
+    status, body = await api.execute(wf, {})
+    assert status == 200, body
+    metadata, own = [s["result"] for s in body["output"]["agent"]["steps"]]
+    assert metadata.startswith("error: refused to connect") and "169.254.169.254:80" in metadata
+    assert own.startswith("error: refused to connect") and "this server itself" in own
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_max_steps_exceeded_fails_clearly(api, fake_llm, echo):
     tool = dict(WEATHER, url=echo.url + "/echo?city={{ args.city }}")
     fake_llm.script(*[oa.tool_calls(("weather", {"city": f"c{i}"})) for i in range(3)])

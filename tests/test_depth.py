@@ -2,6 +2,7 @@
 
 import pytest
 
+from actors.netpolicy import cidrs
 from tests.conftest import KEY
 from tests.helpers import START, configure, edge
 from tests.llm_fixtures import echo  # noqa: F401  (fixture)
@@ -77,11 +78,12 @@ async def test_webhook_refuses_too_deep_without_using_the_arm(api):
     assert body["output"] == {"got": 2}
 
 
-@configure(max_depth=3)
+@configure(max_depth=3, http_allow=cidrs("127.0.0.0/8"))
 @pytest.mark.gen_test(timeout=60)
 async def test_workflow_calling_itself_stops_at_the_limit(api, server):
-    # Two http blocks per run, each POSTing to the run's own workflow: without the
-    # limit this multiplies for ever. With max_depth 3: 1 + 2 + 4 + 8 runs, and the
+    # Two http blocks per run, each POSTing to the run's own workflow (allowed
+    # here: calling this server is refused by default): without the limit this
+    # multiplies for ever. With max_depth 3: 1 + 2 + 4 + 8 runs, and the
     # requests of depth 4 are refused (409), which these blocks keep as output.
     call = {"method": "POST", "fail_on_status": False,
             "url": server.base_url + "/api/workflows/{{ variables.self }}/execute",
