@@ -93,6 +93,7 @@ class SandboxPool:
         self._trash = deque()
         self._starting = 0
         self._closed = False
+        self.cold_starts = 0  # blocks that found no warm process (metrics)
         self._uids = None
         self.python = None
         self.unavailable = None  # why code blocks cannot run here, if they cannot
@@ -154,6 +155,10 @@ class SandboxPool:
         if "error" in answer:
             raise SandboxError(str(answer["error"]), stdout)
         return SandboxResult(answer["value"], stdout)
+
+    def idle_count(self) -> int:
+        """Warm processes waiting for a block now."""
+        return len(self._idle)
 
     def close(self):
         """Kill every process (waiting or running) and wait for the pool's thread."""
@@ -262,6 +267,8 @@ class SandboxPool:
                     break
                 self._live.discard(candidate)
                 self._trash.append(candidate)  # died while waiting (killed from outside?)
+            if worker is None:
+                self.cold_starts += 1
             self._cond.notify_all()  # refill, and clean up
         return worker or self._spawn()
 

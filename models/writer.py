@@ -10,6 +10,7 @@ one lock holder per process, and group commit under load.
 import logging
 import queue
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class Writer:
         self._max_batch = max_batch
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="actorflow-writer", daemon=True)
+        self.on_commit = None  # on_commit(seconds) after each batch (metrics), on this thread
 
     def start(self):
         self._thread.start()
@@ -44,6 +46,10 @@ class Writer:
         self.submit(fn, args, lambda result, error: self._bridge.call(_resolve, future, result, error))
         return future
 
+    def pending(self) -> int:
+        """Jobs queued and not yet taken (approximate, for metrics)."""
+        return self._queue.qsize()
+
     def barrier(self, done):
         """`done()` runs once everything queued before it has committed."""
         self.submit(None, (), lambda result, error: done())
@@ -61,7 +67,10 @@ class Writer:
             if any(job is _STOP for job in batch):
                 stopping = True
                 batch = [job for job in batch if job is not _STOP]
+            started = time.perf_counter()
             self._commit(batch)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
         self._db.close()
 
     def _commit(self, batch):

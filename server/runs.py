@@ -68,6 +68,7 @@ class Runs:
         self.retention = retention
         self.live = {}
         self.accepting = True
+        self.observer = None  # metrics: run_started(run, trigger), run_events(run, events, result)
         engine.publish = self._publish_from_writer
 
     def start(self, plan) -> LiveRun:
@@ -75,6 +76,8 @@ class Runs:
         ref = Coordinator.start(plan, self.engine)
         run = LiveRun(plan.execution_id, plan.workflow_id, ref)
         self.live[plan.execution_id] = run
+        if self.observer is not None:
+            self.observer.run_started(run, plan.trigger)
         return run
 
     @staticmethod
@@ -92,6 +95,8 @@ class Runs:
         if run is None:
             return
         run.add(events, result)
+        if self.observer is not None:
+            self.observer.run_events(run, events, result)
         if result is not None:
             if run.had_chunks:
                 # Chunks are not stored: keep them replayable for a while.

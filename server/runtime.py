@@ -57,6 +57,9 @@ class Runtime:
         self.runs = Runs(self.engine, self.bridge, io_loop, settings.chunk_retention)
         self.services["runs"] = self.runs
         self.services["subrun"] = SubRuns(self)
+        self.metrics = self.metrics_server = None
+        if settings.metrics or settings.metrics_address:
+            self._start_metrics()
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
         self.closed = False
         self.in_flight = 0
@@ -65,6 +68,14 @@ class Runtime:
         """Tell the engine where this server listens (once, after binding): http blocks may not call it."""
         own = [sock.getsockname()[:2] for sock in sockets]
         self.services["netpolicy"] = self.services["netpolicy"].listening_on(own)
+
+    def _start_metrics(self):
+        from . import metrics
+        self.metrics = metrics.Metrics(self)
+        self.runs.observer = self.metrics
+        self.writer.on_commit = self.metrics.committed
+        if self.settings.metrics_address:
+            self.metrics_server = metrics.listen(self.settings.metrics_address, self)
 
     def _stale_after(self):
         return max(3 * self.settings.heartbeat_interval, 15.0)
@@ -98,6 +109,8 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self._beat.cancel()
         self.timers.stop()
         sandbox = self.services.get("sandbox")

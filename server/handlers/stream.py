@@ -34,6 +34,8 @@ class _StreamHandler(BaseHandler):
     def open_stream(self) -> RunStream:
         self.sse = RunStream(self, self.runtime.runs, self.settings_.keepalive_interval)
         self.sse.start()
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.sse_open.inc()
         return self.sse
 
     def on_connection_close(self):
@@ -41,6 +43,16 @@ class _StreamHandler(BaseHandler):
         super().on_connection_close()
         if self.sse is not None:
             self.sse.close()
+        self._stream_gone()
+
+    def on_finish(self):
+        super().on_finish()
+        self._stream_gone()
+
+    def _stream_gone(self):
+        if self.sse is not None and self.runtime.metrics is not None and not getattr(self, "_gone", False):
+            self._gone = True
+            self.runtime.metrics.sse_open.dec()
 
 
 class ExecuteStreamHandler(_StreamHandler):
@@ -67,7 +79,8 @@ class ExecuteStreamHandler(_StreamHandler):
             extra = {"details": exc.extra["details"]} if "details" in exc.extra else {}
             sse.fail(exc.message, **extra)
         except Exception:
-            log.exception("could not start a streamed run of workflow %s", workflow_id)
+            log.exception("could not start a streamed run of workflow %s", workflow_id,
+                          extra={"workflow_id": workflow_id})
             sse.fail("internal server error")
         else:
             # Nothing has been published yet: the run's first event is still ahead.

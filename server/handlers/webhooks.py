@@ -43,6 +43,11 @@ class WebhookHandler(BaseHandler):
         # webhook id: 404 comes before 413, which comes before 401.
         pass
 
+    def on_finish(self):
+        super().on_finish()
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.webhook_answered(self.get_status())
+
     async def post(self, webhook_id):
         found = wf_model.find_webhook(webhook_id)
         if found is None:
