@@ -73,7 +73,8 @@ def main(argv=None):
 
 
 def serve(settings):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from server import logformat
+    logformat.configure(settings.log_format)
     return asyncio.run(_serve(settings))
 
 

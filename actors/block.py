@@ -67,7 +67,8 @@ class BlockActor(pykka.ThreadingActor):
             except BlockError as exc:
                 error = exc.message
             except Exception as exc:  # a bug in a block type must fail the block, not the run's actor
-                log.exception("block %s crashed", msg.block_id)
+                log.exception("block %s crashed", msg.block_id,
+                              extra={"execution_id": ctx.execution_id, "block_id": msg.block_id})
                 error = f"{type(exc).__name__}: {exc}"
             stdout = _clip(ctx.stdout)
             if msg.cancelled.is_set():

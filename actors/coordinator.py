@@ -259,10 +259,11 @@ class Coordinator(pykka.ThreadingActor):
         ops, events, result = self.ops, tuple(self.events), self.result
         self.ops, self.events, self.result = [], [], None
         eid, publish = self.plan.execution_id, self.engine.publish
+        where = {"execution_id": eid, "workflow_id": self.plan.workflow_id}  # for JSON logs
 
         def done(_, error):
             if error is not None:
-                log.error("could not store run %s: %s", eid, error)
+                log.error("could not store run %s: %s", eid, error, extra=where)
             publish(eid, events, result)
 
         self.engine.writer.submit(apply_journal if ops else None, (ops,) if ops else (), done)

@@ -198,7 +198,8 @@ class RunStream:
         """End this client's stream now (it is not reading); the run goes on."""
         if self.closed:
             return
-        log.warning("closing event stream of execution %s: %s", self.execution_id, reason)
+        log.warning("closing event stream of execution %s: %s", self.execution_id, reason,
+                    extra={"execution_id": self.execution_id})
         self.dropped = True
         self.close()
         connection = self.handler.request.connection
@@ -223,7 +224,8 @@ class RunStream:
         try:
             await self._serve()
         except Exception:
-            log.exception("event stream of execution %s failed", self.execution_id)
+            log.exception("event stream of execution %s failed", self.execution_id,
+                          extra={"execution_id": self.execution_id})
             self.drop("internal error")
         finally:
             self._unsubscribe()

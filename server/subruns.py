@@ -116,7 +116,7 @@ class SubRuns:
                 waiter.finish(error=f"workflow {workflow_id} cannot start: {exc.message}")
             return
         except Exception as exc:
-            log.exception("could not start a sub-run of %s", workflow_id)
+            log.exception("could not start a sub-run of %s", workflow_id, extra={"workflow_id": workflow_id})
             waiter.finish(error=f"could not start workflow {workflow_id}: {exc}")
             return
         eid = run.execution_id
