@@ -2,7 +2,7 @@
 
 import tornado.web
 
-from .handlers import base, deploy, docs, executions, stream, webhooks, workflows
+from .handlers import base, console, deploy, docs, executions, stream, webhooks, workflows
 from .handlers.metrics import MetricsHandler
 
 WF = r"/api/workflows/([^/]+)"
@@ -32,8 +32,13 @@ def make_app(runtime) -> tornado.web.Application:
         (r"/api/docs/([^/]+)", docs.DocsAssetHandler),
         (r"/metrics", MetricsHandler),
     ]
+    static = {"path": console.CONSOLE_DIR}
+    pages = [
+        (r"/()", console.ConsoleFileHandler, {**static, "default_filename": "index.html"}),
+        (r"/console/(.+)", console.ConsoleFileHandler, static),
+    ]
     return tornado.web.Application(
-        [(pattern, handler, deps) for pattern, handler in routes],
+        [(pattern, handler, deps) for pattern, handler in routes] + pages,
         default_handler_class=base.NotFoundHandler,
         default_handler_args=deps,
         compress_response=False,
