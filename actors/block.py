@@ -8,6 +8,7 @@ import time
 import pykka
 
 from actors.errors import BlockError
+from .threads import EngineActor
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
 
@@ -16,8 +17,7 @@ log = logging.getLogger(__name__)
 STDOUT_LIMIT = 64 * 1024
 
 
-class BlockActor(pykka.ThreadingActor):
-    use_daemon_thread = True  # a stuck block must never keep the process alive
+class BlockActor(EngineActor):
 
     def __init__(self, coordinator, block_type, services, settings, workspace, execution_id, depth=0):
         super().__init__()

@@ -18,6 +18,7 @@ from models.journal import apply as apply_journal
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
+from .threads import EngineActor
 from .messages import BlockChunk, BlockDone, Cancel, RunBlock
 from .templates import Scope, render
 
@@ -40,8 +41,7 @@ class Engine:
         self.services = services if services is not None else {}
 
 
-class Coordinator(pykka.ThreadingActor):
-    use_daemon_thread = True
+class Coordinator(EngineActor):
 
     def __init__(self, plan, engine: Engine):
         super().__init__()
