@@ -27,7 +27,7 @@ class ServerProcess:
         self.url = None
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(20):
+        if not self._ready.wait(60):  # generous: a loaded machine starts slowly
             self.kill()
             raise RuntimeError("server did not start:\n" + "\n".join(self.lines))
 
