@@ -1,12 +1,23 @@
 """Runs `code` blocks, each in its own short-lived, unprivileged, limited process.
 
 One job, one process: a child (actors/sandbox_child.py) is started with a clean
-environment, a fresh private working directory, no inherited descriptors, in
-its own session, and sets CPU, memory, process, file-size and open-file limits
-on itself before it reads its job. A small pool keeps a few children started
-and waiting for their job on stdin, so a block does not pay for an
-interpreter's start-up; each one is used once, then killed with its whole
-process group, and the pool refills in the background.
+environment, no inherited descriptors, in its own session. It enters fresh
+namespaces (IPC; mount, with private tmpfs on /tmp, /var/tmp, /dev/shm and
+/run/lock; PID, with a fresh /proc, so the server is invisible; network,
+unless the pool allows it), refuses to create user namespaces (a seccomp
+filter), and sets CPU, memory, process, file-size and open-file limits on
+itself before it reads its job. Which of these guards the kernel allows is
+probed once per process; a missing one is logged once and left out. A small
+pool keeps a few children started and waiting for their job on stdin, so a
+block does not pay for an interpreter's start-up; each one is used once, then
+killed with its whole PID namespace, and the pool refills in the background.
+At most `concurrency` jobs run at once; the others wait their turn.
+
+Nothing a job started outlives it or the server: when the job's first process
+exits, the kernel kills the rest of its PID namespace; every child watches a
+lifeline pipe whose write end only the server holds, and kills its job when
+the server dies (kill -9 included); and a new pool kills any sandbox process
+whose owning server (named in its command line) is gone.
 
 When the server runs as root, every child runs as its own throw-away user id
 (`uid_base` .. `uid_base + uid_count - 1`, none of them in /etc/passwd, no
@@ -18,8 +29,9 @@ process limit; and after the job every process still running under its id
 shared temporary directories is removed, before the id is used again. To reap
 those orphans itself, the server process becomes a child subreaper
 (prctl PR_SET_CHILD_SUBREAPER); it only ever reaps zombies under sandbox ids.
-Without root, children run as the server's own user: the limits still hold,
-but the files that user can read are not protected.
+Without root, children run as the server's own user and without namespaces:
+the limits and the seccomp filter still hold, but the files that user can
+read are not protected.
 """
 
 import fcntl
@@ -48,8 +60,17 @@ log = logging.getLogger(__name__)
 STDOUT_LIMIT = 64 * 1024
 TRUNCATED = "\n[stdout truncated]"
 POLL = 0.05  # how often a waiting run looks at its `cancelled` event
+WAIT_POLL = 0.01  # the same, while it waits for a free slot (nothing else wakes it)
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+GUARDS = {  # name -> what it gives, as the warning names it when the kernel refuses it
+    "ipc": "private SysV IPC and POSIX message queues",
+    "mount": "private /tmp, /var/tmp, /dev/shm and /run/lock",
+    "pid": "an own PID namespace with a fresh /proc (the server stays invisible)",
+    "net": "no network",
+    "userns": "refusing new user namespaces",
+}
+OWNER_MARK = "actorflow-sandbox-owner="
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py"),
           encoding="utf-8") as _f:
@@ -80,13 +101,19 @@ class SandboxPool:
 
     def __init__(self, size=2, memory_mb=512, cpu_seconds=60, *, max_processes=32,
                  file_mb=16, max_files=256, max_result_mb=16, python=None,
-                 uid_base=60600, uid_count=512, lock_dir="/run/actorflow-sandbox"):
+                 uid_base=60600, uid_count=512, lock_dir="/run/actorflow-sandbox",
+                 network=False, concurrency=None):
         self.size = max(0, int(size))
         self.memory_mb = int(memory_mb)
         self.cpu_seconds = int(cpu_seconds)
         self.max_result = int(max_result_mb) * 1024 * 1024
-        self._limits = [str(v) for v in (self.memory_mb * 1024 * 1024, self.cpu_seconds,
-                                         max_processes, file_mb * 1024 * 1024, max_files)]
+        self.concurrency = max(1, int(concurrency or 2 * (os.cpu_count() or 1)))
+        self._limits = {"as_bytes": self.memory_mb * 1024 * 1024, "cpu_seconds": self.cpu_seconds,
+                        "nproc": max_processes, "fsize": file_mb * 1024 * 1024,
+                        "nofile": max_files, "tmp_mb": max(1, self.memory_mb // 2),
+                        "small_tmp_mb": file_mb}
+        self._slots = _Slots(self.concurrency)
+        self.guards = ()
         self._cond = threading.Condition()
         self._idle = deque()
         self._live = set()
@@ -101,6 +128,8 @@ class SandboxPool:
             if os.geteuid() == 0:
                 self._uids = _Uids(uid_base, uid_count, lock_dir)
             self.python = _find_python(python, self._uids)
+            self.guards = _usable_guards(self.python, network)
+            _reap_leftovers()
         except (OSError, RuntimeError, BlockError) as exc:
             self.unavailable = str(exc)
             log.error("code blocks are unavailable: %s", exc)
@@ -132,12 +161,20 @@ class SandboxPool:
         except (TypeError, ValueError) as exc:
             raise BlockError(f"code block inputs are not JSON: {exc}") from None
         deadline = None if timeout is None else time.monotonic() + timeout
-        worker = self._take()
+        self._slots.acquire(deadline, cancelled, timeout)  # the wait counts toward the timeout
         try:
-            reason, reply, out, truncated = self._talk(worker, job, deadline, cancelled)
+            worker = self._take()
+            answer = None
+            try:
+                reason, reply, out, truncated = self._talk(worker, job, deadline, cancelled)
+                answer = _parse(reply)
+                if reason is None and answer is None:
+                    worker.reap()  # its exit status says why it gave no answer
+            finally:
+                worker.kill()
+                self._retire(worker)  # reaped and cleaned up in the background
         finally:
-            worker.reap()
-            self._retire(worker)
+            self._slots.release()
         stdout = _stdout_text(out, truncated)
         if reason in ("timeout", "cancelled"):
             exc = (BlockTimeout(f"code timed out after {_seconds(timeout)}s")
@@ -149,7 +186,6 @@ class SandboxPool:
         if reason == "too_big":
             limit = self.max_result // 2**20
             raise SandboxError(f"return value is larger than {limit} MiB", stdout)
-        answer = _parse(reply)
         if answer is None:
             raise SandboxError(self._death_message(worker.proc.returncode), stdout)
         if "error" in answer:
@@ -169,6 +205,7 @@ class SandboxPool:
             idle, self._idle = list(self._idle), deque()
             live = list(self._live)
             self._cond.notify_all()
+        self._slots.close()
         for worker in live:
             worker.stop("closed")
         if self._thread.is_alive():
@@ -198,8 +235,13 @@ class SandboxPool:
         sel.register(worker.result_fd, selectors.EVENT_READ, "result")
         if worker.pidfd is not None:
             sel.register(worker.pidfd, selectors.EVENT_READ, "exit")  # wakes us the moment it exits
+        reading = (proc.stdout.fileno(), worker.result_fd)
         try:
             while not worker.exited():
+                if reply and not any(fd in sel.get_map() for fd in reading):
+                    # Answered and closed both pipes: done, without waiting for the
+                    # exit (tearing down its namespaces takes the kernel a while).
+                    break
                 if worker.stopped:
                     reason = worker.stopped
                     break
@@ -277,18 +319,25 @@ class SandboxPool:
         uid = self._uids.acquire() if self._uids else None
         cwd = read_fd = write_fd = None
         try:
-            cwd = tempfile.mkdtemp(prefix="actorflow-code-")
-            ids = {}
-            if uid is not None:
-                os.chown(cwd, uid, uid)
-                ids = {"user": uid, "group": uid, "extra_groups": []}
+            if "mount" in self.guards:
+                home = "/tmp"  # its own empty tmpfs
+            else:
+                cwd = home = tempfile.mkdtemp(prefix="actorflow-code-")
+                if uid is not None:
+                    os.chown(cwd, uid, uid)
             read_fd, write_fd = os.pipe()
+            # It starts as the server's user (entering namespaces needs root) and
+            # switches to `uid` itself before it reads a job.
+            lifeline = _lifeline()
+            opts = dict(self._limits, result_fd=write_fd, lifeline_fd=lifeline,
+                        uid=uid, guards=list(self.guards))
             proc = subprocess.Popen(
-                [self.python, "-I", "-S", "-u", "-c", CHILD_SOURCE, str(write_fd), *self._limits],
+                [self.python, "-I", "-S", "-u", "-c", CHILD_SOURCE, json.dumps(opts),
+                 _owner_mark()],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                bufsize=0, cwd=cwd, env=dict(CHILD_ENV, HOME=cwd, TMPDIR=cwd),
-                close_fds=True, pass_fds=(write_fd,), start_new_session=True, umask=0o077,
-                **ids)
+                bufsize=0, cwd=cwd or "/", env=dict(CHILD_ENV, HOME=home, TMPDIR=home),
+                close_fds=True, pass_fds=(write_fd, lifeline),
+                start_new_session=True, umask=0o077)
         except BaseException as exc:
             if read_fd is not None:
                 os.close(read_fd)
@@ -327,8 +376,10 @@ class SandboxPool:
         worker.reap()
         if worker.uid is not None:
             self._uids.kill_all(worker.uid)
-            _remove_owned(worker.uid)
-        shutil.rmtree(worker.cwd, ignore_errors=True)
+            if worker.cwd is not None:  # no private mounts: it may have used the shared ones
+                _remove_owned(worker.uid)
+        if worker.cwd is not None:
+            shutil.rmtree(worker.cwd, ignore_errors=True)
         if worker.uid is not None:
             self._uids.release(worker.uid)
 
@@ -416,6 +467,61 @@ class _Worker:
         for fd in (self.result_fd, self.pidfd):
             if fd is not None:
                 os.close(fd)
+
+
+class _Slots:
+    """At most `count` jobs at once; later ones wait their turn, first come first served."""
+
+    def __init__(self, count):
+        self.count = count
+        self._busy = 0
+        self._line = deque()  # one Event per waiting job, set when the slot is handed over
+        self._lock = threading.Lock()
+
+    def acquire(self, deadline, cancelled, timeout):
+        """Take a slot. Raises BlockTimeout at `deadline`, BlockCancelled once
+        `cancelled` is set (looked at every WAIT_POLL seconds)."""
+        with self._lock:
+            if self._busy < self.count and not self._line:
+                self._busy += 1
+                return
+            turn = threading.Event()
+            self._line.append(turn)
+        try:
+            while True:
+                wait = WAIT_POLL if deadline is None else min(WAIT_POLL, deadline - time.monotonic())
+                if turn.wait(max(0.0, wait)):
+                    return
+                if cancelled is not None and cancelled.is_set():
+                    raise BlockCancelled("cancelled")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise BlockTimeout(f"code timed out after {_seconds(timeout)}s while waiting"
+                                       f" for a free code slot ({self.count} run at once)")
+        except BaseException:
+            with self._lock:
+                if turn.is_set():
+                    self._pass_on()  # it was handed to us as we gave up: hand it on
+                else:
+                    self._line.remove(turn)
+            raise
+
+    def release(self):
+        with self._lock:
+            self._pass_on()
+
+    def _pass_on(self):
+        if self._line:
+            self._line.popleft().set()  # the slot goes straight to the next in line
+        else:
+            self._busy -= 1
+
+    def close(self):
+        """Let every waiter through: the closed pool then refuses them."""
+        with self._lock:
+            line, self._line = list(self._line), deque()
+            self._busy += len(line)
+        for turn in line:
+            turn.set()
 
 
 class _Uids:
@@ -579,6 +685,98 @@ def _private_dir(path):
     if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != 0 or st.st_mode & 0o022:
         raise RuntimeError(f"{path} must be a directory owned by root and writable only by it")
     return path
+
+
+_probed = {}  # python -> {guard: None or why the kernel refused it}
+_warned = set()
+
+
+def _usable_guards(python, network):
+    """The guards this kernel allows, probed once per interpreter; a missing one is logged once."""
+    if python not in _probed:
+        _probed[python] = _probe(python)
+        usable = [g for g, why in _probed[python].items() if why is None]
+        log.info("code sandbox guards available: %s", ", ".join(usable) or "none")
+    guards = []
+    for guard, what in GUARDS.items():
+        if guard == "net" and network:
+            continue  # ACTORFLOW_CODE_NETWORK=true: code may use the network
+        why = _probed[python].get(guard, "not probed")
+        if why is None:
+            guards.append(guard)
+        elif guard not in _warned:
+            _warned.add(guard)
+            log.warning("code sandbox runs without %s: %s", what, why)
+    return tuple(guards)
+
+
+def _probe(python):
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", CHILD_SOURCE, "probe"], cwd="/",
+                              env=CHILD_ENV, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30)
+        found = json.loads(done.stdout)
+        return {g: found.get(g, "not probed") for g in GUARDS}
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return {g: f"the probe failed: {exc}" for g in GUARDS}
+
+
+_lifelines = []
+_lifeline_lock = threading.Lock()
+
+
+def _lifeline():
+    """The read end of this process's lifeline pipe. The write end is never
+    closed and never inherited: when this process dies, every child sees EOF."""
+    with _lifeline_lock:
+        if not _lifelines:
+            _lifelines.extend(os.pipe())
+        return _lifelines[0]
+
+
+def _start_time(pid):
+    """The process's start time in clock ticks since boot (with its pid: a unique name)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _owner_mark():
+    """Put in each child's command line: which server process it belongs to."""
+    pid = os.getpid()
+    return f"{OWNER_MARK}{pid}:{_start_time(pid)}"
+
+
+def _owner_alive(owner):
+    pid, _, start = owner.partition(":")
+    try:
+        return _start_time(int(pid)) == start
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _reap_leftovers():
+    """Kill sandbox processes whose server is gone (and so could not kill them itself)."""
+    mark = OWNER_MARK.encode()
+    killed = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        owners = [a[len(mark):].decode("ascii", "replace") for a in argv if a.startswith(mark)]
+        if not owners or _owner_alive(owners[-1]):
+            continue
+        try:
+            os.kill(int(name), signal.SIGKILL)  # its PID namespace, if any, dies with it
+            killed += 1
+        except OSError:
+            pass
+    if killed:
+        log.warning("killed %d code processes left by a server that is gone", killed)
+    return killed
 
 
 _pythons = {}  # (explicit, root) -> path: probing costs a process start, do it once

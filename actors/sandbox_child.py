@@ -1,16 +1,30 @@
-"""The code block's child process: set limits, read one job, run it, answer, exit.
+"""The code block's child process: enter the sandbox, set limits, read one job, run it, answer, exit.
 
-actors/sandbox.py starts this source as
-``python -I -S -u -c <source> RESULT_FD AS_BYTES CPU_SECONDS NPROC FSIZE NOFILE``,
-already as an unprivileged user, in a fresh directory, with a clean
-environment and in its own session. It sets its own limits before it reads
-anything, so no job ever runs without them.
+actors/sandbox.py starts this source as root (or as the server's user) with
+``python -I -S -u -c <source> OPTIONS OWNER``: OPTIONS is a JSON object
+(RESULT_FD, the lifeline fd, limits, the sandbox user id, the guards to enter),
+OWNER names the server process that started it (``actorflow-sandbox-owner=
+PID:START``) so a later server can tell a leftover from a live one.
+
+The process splits in two. The outer half unshares the namespaces its guards
+ask for and forks; it then only waits, and if the server dies (the lifeline
+pipe, whose write end only the server holds, reports hang-up) it kills the
+inner half. The inner half is the first process of the new PID namespace: it
+mounts a fresh /proc and private tmpfs on /tmp, /var/tmp, /dev/shm and
+/run/lock, drops to the sandbox user, installs a seccomp filter that refuses
+new user namespaces, asks for SIGKILL when the outer half dies, sets its
+limits, and only then reads the job. When it exits, the kernel kills
+everything else in its PID namespace and drops its IPC and mount namespaces
+with all they hold.
 
 Protocol: the job arrives on stdin as one JSON object ``{"code", "scope",
 "memory_mb"}`` followed by EOF. Whatever the code prints (stdout, stderr, even
 ``os.write(1, ...)``) goes to fd 1, which the parent reads as the log's
 stdout. The answer, ``{"value": ...}`` or ``{"error": "..."}``, goes only to
 RESULT_FD, so printed text can never pass for the result.
+
+``python -c <source> probe`` instead tries each guard in a throw-away process
+and prints ``{guard: null or why it failed}``.
 
 Standard library only: it may run under another Python than the server's.
 """
@@ -20,22 +34,61 @@ import json
 import linecache
 import os
 import resource
+import select
+import signal
 import sys
 import traceback
 
 FILENAME = "<code>"
 BLOCK = "__block__"
+SETUP_FAILED = 70  # exit status when a guard cannot be entered: the job never runs unguarded
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+GUARDS = ("ipc", "mount", "pid", "net", "userns")
+
+# machine -> (AUDIT_ARCH, syscall numbers, has the x32 ABI)
+ARCHES = {
+    "x86_64": (0xC000003E, {"clone": 56, "unshare": 272, "setns": 308, "clone3": 435}, True),
+    "aarch64": (0xC00000B7, {"clone": 220, "unshare": 97, "setns": 268, "clone3": 435}, False),
+}
+
+_libc = []
 
 
 def main(argv):
-    result_fd, as_bytes, cpu, nproc, fsize, nofile = (int(a) for a in argv)
-    _limit(resource.RLIMIT_AS, as_bytes)
-    # SIGXCPU at the soft limit, SIGKILL one second later if that is ignored.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    _limit(resource.RLIMIT_NPROC, nproc)
-    _limit(resource.RLIMIT_FSIZE, fsize)
-    _limit(resource.RLIMIT_NOFILE, nofile)
+    if argv[0] == "probe":
+        sys.stdout.write(json.dumps(probe()))
+        return
+    opts = json.loads(argv[0])
+    result_fd, lifeline = opts["result_fd"], opts["lifeline_fd"]
+    guards = set(opts["guards"])
     _limit(resource.RLIMIT_CORE, 0)
+    try:
+        _unshare(_clone_flags(guards))
+    except OSError as exc:
+        _setup_failed("unshare", exc)
+    child = os.fork()
+    if child:
+        _watch(child, lifeline, result_fd)
+    os.close(lifeline)
+    try:
+        _enter(guards, opts)
+    except OSError as exc:
+        _setup_failed("sandbox set-up", exc)
+    _limit(resource.RLIMIT_AS, opts["as_bytes"])
+    # SIGXCPU at the soft limit, SIGKILL one second later if that is ignored.
+    cpu = opts["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    _limit(resource.RLIMIT_NPROC, opts["nproc"])
+    _limit(resource.RLIMIT_FSIZE, opts["fsize"])
+    _limit(resource.RLIMIT_NOFILE, opts["nofile"])
     os.set_inheritable(result_fd, False)
     raw = sys.stdin.buffer.read()  # a warm process waits here
     if not raw:
@@ -52,6 +105,246 @@ def main(argv):
 def _limit(which, value):
     resource.setrlimit(which, (value, value))
 
+
+# -- the outer half ---------------------------------------------------------------------
+
+def _watch(child, lifeline, result_fd):
+    """Wait for the inner half; kill it if the server goes away. Exits as it exited."""
+    for fd in (0, 1, 2, result_fd):
+        os.close(fd)  # the job's pipes must reach EOF when the inner half is done
+    try:
+        pidfd = os.pidfd_open(child)
+    except (AttributeError, OSError):
+        pidfd = None  # old kernel: look every 100 ms
+    poller = select.poll()
+    poller.register(lifeline, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    orphaned = False
+    while True:
+        events = dict(poller.poll(None if pidfd is not None else 100))
+        if lifeline in events:
+            orphaned = True
+            break
+        if pidfd in events or os.waitpid(child, os.WNOHANG)[0]:
+            break
+    if orphaned:
+        # The server is gone. Its PID namespace goes with the inner half; without
+        # one, the process group is the best we have (ourselves included).
+        _kill(child)
+        os.killpg(0, signal.SIGKILL)
+    try:
+        _, status = os.waitpid(child, 0)
+    except ChildProcessError:  # reaped by the WNOHANG look above
+        status = 0
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)  # die of the same signal, so the server can name it
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# -- the inner half ---------------------------------------------------------------------
+
+def _enter(guards, opts):
+    """Mounts, then the user switch, then the filter: each step needs the one before."""
+    if guards & {"mount", "pid"}:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks out
+    if "pid" in guards:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if "mount" in guards:
+        for path in PRIVATE_DIRS:
+            if os.path.isdir(path):
+                mb = opts["tmp_mb"] if path == "/tmp" else opts["small_tmp_mb"]
+                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
+                       "mode=1777,size=%dm,nr_inodes=65536" % max(1, mb))
+        os.chdir("/tmp")
+    uid = opts.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        # The uid change made us non-dumpable, which hides /proc/self from the
+        # code itself; only the job's own processes share this uid.
+        _prctl(PR_SET_DUMPABLE, 1)
+    if "userns" in guards:
+        _refuse_user_namespaces()
+    # Set after the uid change (which clears it): if the outer half dies, so do we.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _setup_failed(step, exc):
+    os.write(1, ("sandbox: %s failed: %s\n" % (step, exc)).encode())
+    os._exit(SETUP_FAILED)
+
+
+def _clone_flags(guards):
+    flags = 0
+    if "ipc" in guards:
+        flags |= CLONE_NEWIPC
+    if guards & {"mount", "pid"}:
+        flags |= CLONE_NEWNS
+    if "pid" in guards:
+        flags |= CLONE_NEWPID
+    if "net" in guards:
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def _c():
+    if not _libc:
+        import ctypes
+        _libc.append((ctypes, ctypes.CDLL(None, use_errno=True)))
+    return _libc[0]
+
+
+def _check(result, what):
+    if result != 0:
+        ctypes, _ = _c()
+        errno = ctypes.get_errno()
+        raise OSError(errno, "%s: %s" % (what, os.strerror(errno)))
+
+
+def _unshare(flags):
+    if flags:
+        ctypes, libc = _c()
+        _check(libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    ctypes, libc = _c()
+    enc = (lambda s: None if s is None else s.encode())
+    _check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           "mount %s" % target)
+
+
+def _prctl(option, value, arg3=None):
+    ctypes, libc = _c()
+    third = ctypes.c_ulong(0) if arg3 is None else arg3
+    _check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), third,
+                      ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl %d" % option)
+
+
+def _refuse_user_namespaces():
+    """A seccomp filter: unshare/clone with CLONE_NEWUSER and setns fail with EPERM.
+
+    clone3 (whose flags a filter cannot read) fails with ENOSYS, so the C
+    library falls back to clone. Other ABIs (i386, x32) get EPERM for every
+    call. Needs no privilege: no_new_privs is set first.
+    """
+    import platform
+    ctypes, _ = _c()
+    machine = platform.machine()
+    if machine not in ARCHES:
+        raise OSError(0, "no seccomp filter for %s" % machine)
+    arch, nr, x32 = ARCHES[machine]
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
+    allow = 0x7FFF0000
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    prog = [(ld, None, None, 4),                        # arch
+            (jeq, None, "deny", arch),
+            (ld, None, None, 0)]                        # syscall number
+    if x32:
+        prog.append((jge, "deny", None, 0x40000000))
+    prog += [(jeq, "nosys", None, nr["clone3"]),
+             (jeq, "deny", None, nr["setns"]),
+             (jeq, "flags", None, nr["unshare"]),
+             (jeq, "flags", "allow", nr["clone"]),
+             ("flags", ld, None, None, 16),             # low half of the first argument
+             (jset, "deny", "allow", CLONE_NEWUSER),
+             ("allow", ret, None, None, allow),
+             ("deny", ret, None, None, eperm),
+             ("nosys", ret, None, None, enosys)]
+    labels, rows = {}, []
+    for i, row in enumerate(prog):
+        if isinstance(row[0], str):
+            labels[row[0]] = i
+            row = row[1:]
+        rows.append(row)
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                    ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    def jump(i, target):
+        return 0 if target is None else labels[target] - i - 1
+
+    filters = (Filter * len(rows))(*[Filter(code, jump(i, jt), jump(i, jf), k)
+                                     for i, (code, jt, jf, k) in enumerate(rows)])
+    program = Program(len(rows), filters)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_SECCOMP, 2, ctypes.cast(ctypes.pointer(program), ctypes.c_void_p))
+
+
+# -- the start-up probe -----------------------------------------------------------------
+
+def probe():
+    """{guard: None if it can be entered here, else why not}, each tried in its own process."""
+    return {guard: _try(guard) for guard in GUARDS}
+
+
+def _try(guard):
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _try_here(guard)
+            os._exit(0)
+        except BaseException as exc:
+            os.write(write_fd, str(exc).encode()[:500])
+            os._exit(1)
+    os.close(write_fd)
+    why = b""
+    while True:
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        why += chunk
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    return why.decode("utf-8", "replace") or "exit status %d" % status
+
+
+def _try_here(guard):
+    if guard == "userns":
+        _refuse_user_namespaces()
+        ctypes, libc = _c()
+        if libc.unshare(ctypes.c_int(CLONE_NEWUSER)) == 0:
+            raise OSError(0, "the seccomp filter did not hold")
+        return
+    _unshare(_clone_flags({guard}))
+    if guard == "mount":
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1m")
+    elif guard == "pid":
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _mount(None, "/", None, MS_REC | MS_PRIVATE)
+                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                os._exit(0 if os.getpid() == 1 and os.listdir("/proc") else 1)
+            except BaseException as exc:
+                os.write(2, str(exc).encode()[:500])
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise OSError(0, "could not mount a fresh /proc in a new PID namespace")
+
+
+# -- the job ----------------------------------------------------------------------------
 
 def run(code, scope, memory_mb=None):
     """Run `code` as a function body with `scope`'s keys as its arguments.

@@ -2,7 +2,9 @@
 
 import os
 import resource
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 
@@ -67,6 +69,29 @@ def eventually(check, seconds=5.0):
             return True
         time.sleep(0.05)
     return check()
+
+
+def pid_ns(pid="self"):
+    """The PID namespace a process is in, as the kernel names it (the same from inside and out)."""
+    return os.readlink(f"/proc/{pid}/ns/pid")
+
+
+def in_ns(ns):
+    """Live processes (seen from here) in the PID namespace `ns`."""
+    return procs_where(lambda p: pid_ns(p) == ns)
+
+
+def with_arg(arg):
+    """Live processes with `arg` in their command line."""
+    return procs_where(lambda p: arg.encode() in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0"))
+
+
+def need(pool, guard):
+    if guard not in pool.guards:
+        pytest.skip(f"the kernel here refuses the {guard!r} guard")
+
+
+NS_OF_CODE = "import os\nprint(os.readlink('/proc/self/ns/pid'), flush=True)\n"
 
 
 def sandbox_children():
@@ -225,17 +250,22 @@ def test_limits_are_set(pool):
 
 # -- timeouts, cancel, runaway processes ------------------------------------------------
 
-def test_timeout_kills_the_process_group(pool):
-    code = "import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass"
+def test_timeout_kills_everything_the_code_started(pool):
+    mark = f"3600.{os.getpid()}1"
+    code = NS_OF_CODE + (f"import subprocess\nsubprocess.Popen(['sleep', '{mark}'])\n"
+                         "while True:\n    pass")
     started = time.monotonic()
     with pytest.raises(BlockTimeout) as info:
         run(pool, code, timeout=1)
     took = time.monotonic() - started
     assert 0.9 <= took < 2.5, took
     assert info.value.message == "code timed out after 1s"
-    pid = int(info.value.stdout)
-    assert eventually(lambda: not alive(pid), 2)
-    assert procs_where(lambda p: pgid_of(p) == pid) == []
+    ns = info.value.stdout.strip()
+    assert ns.startswith("pid:[") or "pid" not in pool.guards
+    assert eventually(lambda: with_arg(mark) == [], 5)
+    if "pid" in pool.guards:
+        assert ns != pid_ns()
+        assert eventually(lambda: in_ns(ns) == [], 5)
 
 
 def test_cancel_stops_it_quickly(pool):
@@ -276,17 +306,15 @@ def test_fork_bomb_is_contained(pool):
     assert run(pool, "return 'still fine'").value == "still fine"
 
 
-@needs_root
 def test_a_process_that_left_the_group_is_killed_too(pool):
-    code = ("import os, time\n"
-            "child = os.fork()\n"
-            "if child == 0:\n"
-            "    os.setsid()\n"
-            "    time.sleep(60)\n"
-            "    os._exit(0)\n"
-            "return child")
-    escaped = run(pool, code).value
-    assert eventually(lambda: not alive(escaped), 5)
+    if not ROOT and "pid" not in pool.guards:
+        pytest.skip("needs root or a PID namespace")
+    mark = f"3601.{os.getpid()}2"
+    code = ("import subprocess\n"
+            f"subprocess.Popen(['sleep', '{mark}'], start_new_session=True)\n"
+            "return 'left it running'")
+    assert run(pool, code).value == "left it running"
+    assert eventually(lambda: with_arg(mark) == [], 5)
 
 
 # -- isolation ------------------------------------------------------------------------------
@@ -306,15 +334,18 @@ def test_clean_environment(monkeypatch):
 def test_fresh_private_working_directory(pool):
     code = ("import os, stat\n"
             "open('note.txt', 'w').write('x')\n"
-            "return [os.getcwd(), oct(stat.S_IMODE(os.stat('.').st_mode)),"
-            " oct(stat.S_IMODE(os.stat('note.txt').st_mode)), os.listdir('.')]")
-    cwd, dir_mode, file_mode, listing = run(pool, code).value
-    assert os.path.basename(cwd).startswith("actorflow-code-")
-    assert dir_mode == "0o700" and file_mode == "0o600"  # umask 077
+            "return [os.getcwd(), oct(stat.S_IMODE(os.stat('note.txt').st_mode)), os.listdir('.')]")
+    cwd, file_mode, listing = run(pool, code).value
+    assert file_mode == "0o600"  # umask 077
     assert listing == ["note.txt"]
-    assert eventually(lambda: not os.path.exists(cwd), 5)
-    cwd2 = run(pool, "import os\nreturn os.getcwd()").value
-    assert cwd2 != cwd
+    cwd2, _, listing2 = run(pool, code).value
+    assert listing2 == ["note.txt"]  # the first one's file is not there
+    if "mount" in pool.guards:
+        assert cwd == cwd2 == "/tmp"  # its own, empty tmpfs
+        assert not os.path.exists("/tmp/note.txt")
+    else:
+        assert os.path.basename(cwd).startswith("actorflow-code-") and cwd2 != cwd
+        assert eventually(lambda: not os.path.exists(cwd), 5)
 
 
 def test_no_inherited_descriptors(pool, tmp_path):
@@ -340,31 +371,41 @@ def test_runs_as_an_unprivileged_user(pool):
 
 
 @needs_root
-def test_cannot_read_the_server_database(pool, tmp_path):
-    db = tmp_path / "actorflow.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table secret (v text)")
-        conn.execute("insert into secret values ('hunter2')")
-    exc = fails(pool, f"return open({str(db)!r}, 'rb').read().decode('latin-1')")
-    assert "PermissionError" in exc.message
-    code = (f"import sqlite3\n"
-            f"return sqlite3.connect({str(db)!r}).execute('select v from secret').fetchall()")
-    exc = fails(pool, code)
-    assert "OperationalError" in exc.message and "hunter2" not in exc.message
+def test_cannot_read_the_server_database(pool):
+    # Outside /tmp, which the code could not even see with private mounts.
+    home = tempfile.mkdtemp(prefix=".test-db-", dir=os.path.dirname(os.path.abspath(__file__)))
+    try:
+        db = os.path.join(home, "actorflow.db")
+        with sqlite3.connect(db) as conn:
+            conn.execute("create table secret (v text)")
+            conn.execute("insert into secret values ('hunter2')")
+        os.chmod(home, 0o755)
+        os.chmod(db, 0o600)
+        exc = fails(pool, f"return open({db!r}, 'rb').read().decode('latin-1')")
+        assert "PermissionError" in exc.message
+        code = (f"import sqlite3\n"
+                f"return sqlite3.connect({db!r}).execute('select v from secret').fetchall()")
+        exc = fails(pool, code)
+        assert "OperationalError" in exc.message and "hunter2" not in exc.message
+    finally:
+        shutil.rmtree(home)
 
 
 @needs_root
 def test_cannot_read_the_server_environment(pool, monkeypatch):
     monkeypatch.setenv("ACTORFLOW_API_KEY", "af_secret_from_the_parent")
     for path in (f"/proc/{os.getpid()}/environ", f"/proc/{os.getpid()}/mem", "/proc/1/environ"):
-        exc = fails(pool, f"return open({path!r}, 'rb').read(100).decode('latin-1')")
-        assert "PermissionError" in exc.message, exc.message
+        code = (f"try:\n    return open({path!r}, 'rb').read(4096).decode('latin-1')\n"
+                "except OSError as exc:\n    return type(exc).__name__")
+        seen = run(pool, code).value
+        assert "af_secret" not in seen
+        assert seen in ("PermissionError", "FileNotFoundError") or path == "/proc/1/environ", seen
 
 
 @needs_root
 def test_cannot_signal_the_server(pool):
     exc = fails(pool, f"import os, signal\nos.kill({os.getpid()}, signal.SIGTERM)")
-    assert "PermissionError" in exc.message
+    assert "PermissionError" in exc.message or "ProcessLookupError" in exc.message
 
 
 # -- the pool ----------------------------------------------------------------------------------
@@ -372,10 +413,14 @@ def test_cannot_signal_the_server(pool):
 def test_close_leaves_no_process():
     p = SandboxPool(size=3, memory_mb=256, cpu_seconds=20)
     assert eventually(lambda: len(sandbox_children()) >= 3, 10)
-    pids = [run(p, "import os\nreturn os.getpid()").value for _ in range(2)]
+    namespaces = [run(p, "import os\nreturn os.readlink('/proc/self/ns/pid')").value
+                  for _ in range(2)]
+    warm = sandbox_children()
     p.close()
     assert sandbox_children() == []
-    assert not any(alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in warm)
+    if "pid" in p.guards:
+        assert eventually(lambda: not any(in_ns(ns) for ns in namespaces), 5)
     with pytest.raises(Exception):
         run(p, "return 1")
     p.close()  # twice is fine
@@ -403,12 +448,14 @@ def test_close_stops_a_running_job():
 def test_warm_pool_is_used_and_refilled():
     p = SandboxPool(size=2, memory_mb=256, cpu_seconds=20)
     try:
+        need(p, "pid")
         assert eventually(lambda: len(sandbox_children()) == 2, 10)
-        warm = set(sandbox_children())
-        pid = run(p, "import os\nreturn os.getpid()").value
-        assert pid in warm  # it took a process that was already waiting
-        assert eventually(
-            lambda: len(sandbox_children()) == 2 and pid not in sandbox_children(), 10)
+        # Each waiting child's job half is the one process of its own PID namespace.
+        warm = {pid_ns(p) for p in procs_where(lambda p: int(status_of(p)["PPid"]) in
+                                                set(sandbox_children()))}
+        used = run(p, "import os\nreturn os.readlink('/proc/self/ns/pid')").value
+        assert used in warm  # it took a process that was already waiting
+        assert eventually(lambda: len(sandbox_children()) == 2 and in_ns(used) == [], 10)
     finally:
         p.close()
 
