@@ -50,7 +50,8 @@ class Runtime:
         self.services["netpolicy"] = NetPolicy.from_settings(settings)
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
-            cpu_seconds=settings.code_cpu_seconds)
+            cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,
+            network=settings.code_network)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, publish=None,
                              services=self.services)

@@ -29,6 +29,8 @@ class Settings:
     sandbox_pool: int = 2
     code_memory_mb: int = 512
     code_cpu_seconds: int = 60
+    code_concurrency: int = 2 * (os.cpu_count() or 1)
+    code_network: bool = False
     webhook_failures_per_minute: int = 10
     max_depth: int = 8
     metrics: bool = False
@@ -80,6 +82,8 @@ _FIELDS = {
     "sandbox_pool": ("ACTORFLOW_SANDBOX_POOL", int),
     "code_memory_mb": ("ACTORFLOW_CODE_MEMORY_MB", int),
     "code_cpu_seconds": ("ACTORFLOW_CODE_CPU_SECONDS", int),
+    "code_concurrency": ("ACTORFLOW_CODE_CONCURRENCY", int),
+    "code_network": ("ACTORFLOW_CODE_NETWORK", flag),
     "webhook_failures_per_minute": ("ACTORFLOW_WEBHOOK_FAILURES_PER_MINUTE", int),
     "max_depth": ("ACTORFLOW_MAX_DEPTH", int),
     "metrics": ("ACTORFLOW_METRICS", flag),
