@@ -196,6 +196,11 @@ class SandboxPool:
         """Warm processes waiting for a block now."""
         return len(self._idle)
 
+    @property
+    def running(self):
+        """How many jobs hold one of the `concurrency` slots now."""
+        return self._slots.busy
+
     def close(self):
         """Kill every process (waiting or running) and wait for the pool's thread."""
         with self._cond:
@@ -504,6 +509,10 @@ class _Slots:
                 else:
                     self._line.remove(turn)
             raise
+
+    @property
+    def busy(self):
+        return min(self._busy, self.count)
 
     def release(self):
         with self._lock:

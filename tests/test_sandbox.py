@@ -1,9 +1,14 @@
 """SandboxPool on its own: real child processes, no server."""
 
+import errno
 import os
 import resource
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -13,7 +18,7 @@ import pytest
 from tests.helpers import alive
 
 from actors.context import BlockCancelled, BlockTimeout
-from actors.sandbox import STDOUT_LIMIT, TRUNCATED, SandboxError, SandboxPool
+from actors.sandbox import OWNER_MARK, STDOUT_LIMIT, TRUNCATED, SandboxError, SandboxPool
 from actors.errors import BlockError
 
 ROOT = os.geteuid() == 0
@@ -486,3 +491,160 @@ def test_own_limits_do_not_touch_the_parent(pool):
     before = resource.getrlimit(resource.RLIMIT_AS)
     run(pool, "return 1")
     assert resource.getrlimit(resource.RLIMIT_AS) == before
+
+
+# -- namespaces: the escapes of issue 9 item 8 must fail ---------------------------------------
+
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+SHMGET = "import ctypes\nshmget = ctypes.CDLL(None, use_errno=True).shmget\n"
+
+
+def host_shm_keys():
+    with open("/proc/sysvipc/shm") as f:
+        return {int(line.split()[0]) for line in f.read().splitlines()[1:]}
+
+
+def test_sysv_shared_memory_does_not_outlive_the_block(pool):
+    need(pool, "ipc")
+    key = 0x5AF00000 + (os.getpid() % 4096) * 4
+    # 3 x 300 MiB, as in the report: free until touched, gone with the IPC namespace.
+    made = run(pool, SHMGET + f"return [shmget({key} + i, 300 << 20, 0o1666) for i in range(3)]")
+    assert all(i >= 0 for i in made.value), made.value
+    seen = run(pool, SHMGET + f"found = [shmget({key} + i, 0, 0o666) for i in range(3)]\n"
+                              "return [found, open('/proc/sysvipc/shm').read().count(chr(10))]")
+    assert seen.value == [[-1, -1, -1], 1]  # not there; the table holds its header only
+    assert eventually(lambda: not host_shm_keys() & {key, key + 1, key + 2}, 5)
+
+
+def test_private_temporary_directories_are_empty_and_gone_afterwards(pool):
+    need(pool, "mount")
+    name = f"af-secret-{os.getpid()}-{time.time_ns()}"
+    code = (f"paths = [d + '/{name}' for d in {PRIVATE_DIRS!r}]\n"
+            "for p in paths:\n    open(p, 'w').write('secret')\n"
+            "return paths")
+    paths = run(pool, code).value
+    assert len(paths) == 4
+    listing = run(pool, f"import os\nreturn {{d: os.listdir(d) for d in {PRIVATE_DIRS!r}}}").value
+    assert listing == {d: [] for d in PRIVATE_DIRS}
+    assert not [p for p in paths if os.path.exists(p)]  # nothing reached the real ones
+
+
+def test_the_server_is_invisible(pool):
+    need(pool, "pid")
+    code = ("import os\n"
+            "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+            "lines = [open(f'/proc/{p}/cmdline', 'rb').read().decode('latin-1') for p in pids]\n"
+            "return [os.getpid(), pids, lines]")
+    me, pids, lines = run(pool, code).value
+    assert me == 1 and pids == [1]  # only itself
+    assert not [line for line in lines if "pytest" in line]
+    exc = fails(pool, f"return open('/proc/{os.getpid()}/cmdline').read()")
+    assert "FileNotFoundError" in exc.message or os.getpid() == 1
+
+
+def test_no_network_unless_allowed(pool):
+    need(pool, "net")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    code = ("import socket\n"
+            f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
+            "    return 'connected'\n"
+            "except OSError as exc:\n    return type(exc).__name__")
+    open_pool = SandboxPool(size=0, memory_mb=256, cpu_seconds=20, network=True)
+    try:
+        assert run(pool, code).value != "connected"
+        assert run(open_pool, code).value == "connected"
+    finally:
+        open_pool.close()
+        listener.close()
+
+
+def test_user_namespaces_are_refused(pool):
+    need(pool, "userns")
+    code = ("import ctypes, subprocess, threading\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "result = libc.unshare(0x10000000)\n"  # CLONE_NEWUSER
+            "err = ctypes.get_errno()\n"
+            "tool = subprocess.run(['unshare', '--user', '--map-root-user', 'id', '-u'],\n"
+            "                      capture_output=True, text=True)\n"
+            "seen = []\n"
+            "t = threading.Thread(target=seen.append, args=('threads still work',))\n"
+            "t.start()\n"
+            "t.join()\n"
+            "return [result, err, tool.returncode, tool.stdout, seen]")
+    result, err, tool_status, tool_out, seen = run(pool, code).value
+    assert (result, err) == (-1, errno.EPERM)
+    assert tool_status != 0 and tool_out == ""
+    assert seen == ["threads still work"]
+
+
+def test_a_new_pool_kills_what_a_dead_server_left():
+    me = f"{os.getpid()}:{open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]}"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    orphan = subprocess.Popen(sleeper + [f"{OWNER_MARK}999999999:0"])  # its server is gone
+    ours = subprocess.Popen(sleeper + [f"{OWNER_MARK}{me}"])  # its server (this test) lives
+    try:
+        p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20)
+        p.close()
+        assert orphan.wait(5) == -signal.SIGKILL
+        assert ours.poll() is None
+    finally:
+        for proc in (orphan, ours):
+            proc.kill()
+            proc.wait()
+
+
+# -- how many at once ----------------------------------------------------------------------------
+
+SPAN = "import time\nstarted = time.monotonic()\ntime.sleep(0.3)\nreturn [started, time.monotonic()]"
+
+
+def test_code_processes_at_once_are_capped():
+    p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20, concurrency=1)
+    spans, errors = [], []
+
+    def one():
+        try:
+            spans.append(run(p, SPAN, timeout=30).value)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        p.close()
+    assert not errors and len(spans) == 3
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # one after another
+
+
+def test_waiting_for_a_slot_counts_toward_the_timeout_and_a_cancel_ends_it():
+    p = SandboxPool(size=1, memory_mb=256, cpu_seconds=20, concurrency=1)
+    stop = threading.Event()
+    blocker = threading.Thread(target=lambda: pytest.raises(
+        BlockCancelled, run, p, "import time\ntime.sleep(60)", timeout=60, cancelled=stop))
+    blocker.start()
+    try:
+        assert eventually(lambda: p.running == 1, 10)
+        started = time.monotonic()
+        with pytest.raises(BlockTimeout) as info:
+            run(p, "return 1", timeout=0.5)
+        assert time.monotonic() - started < 5
+        assert "waiting for a free code slot" in info.value.message
+        cancelled = threading.Event()
+        threading.Timer(0.2, cancelled.set).start()
+        started = time.monotonic()
+        with pytest.raises(BlockCancelled):
+            run(p, "return 1", timeout=60, cancelled=cancelled)
+        assert time.monotonic() - started < 5  # not the blocker's 60 s
+        stop.set()
+        blocker.join(10)
+        assert run(p, "return 'my turn'").value == "my turn"
+    finally:
+        stop.set()
+        p.close()
