@@ -2,18 +2,27 @@
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
 
-from tests.helpers import alive
+from tests.conftest import KEY, OTHER_KEY
+from tests.helpers import alive, configure
+from tests.processes import ServerProcess, wait_until
+from tests.test_process import http
+
+from actors.sandbox import SandboxPool
 
 START = {"id": "start", "type": "starter"}
 
 
-# Which process it is: its PID namespace and pid (a pid alone repeats across namespaces).
-WHO = "import os\nwho = [os.readlink('/proc/self/ns/pid'), os.getpid()]"
-WHO_HERE = [os.readlink("/proc/self/ns/pid"), os.getpid()]
+# Which process it is: its PID namespace, pid and start time in clock ticks (a pid
+# repeats across namespaces, and a namespace's number is reused once it is gone).
+WHO = ("import os\nwho = [os.readlink('/proc/self/ns/pid'), os.getpid(),"
+       " open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]]")
+WHO_HERE = [os.readlink("/proc/self/ns/pid"), os.getpid(),
+            open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]]
 
 
 def edge(s, t):
@@ -112,21 +121,17 @@ async def test_block_timeout_kills_the_code_and_the_server_keeps_answering(api):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_run_timeout_kills_running_code(api):
+    mark = f"3604.{os.getpid()}5"
     wf = await api.workflow(
-        [START, code("spin", "import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass")],
+        [START, code("spin", f"import subprocess\nsubprocess.Popen(['sleep', '{mark}'])\n"
+                             "while True:\n    pass")],
         [edge("start", "spin")])
     status, body = await api.execute(wf, {}, timeout=1)
     assert status == 504, body
-    logs = await logs_of(api, wf, body["execution_id"])
-    deadline = time.monotonic() + 5
-    while not logs["spin"].get("stdout") and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        logs = await logs_of(api, wf, body["execution_id"])
-    if logs["spin"].get("stdout"):
-        pid = int(logs["spin"]["stdout"])
-        while alive(pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert not alive(pid)
+    deadline = time.monotonic() + 10
+    while with_arg(mark) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert with_arg(mark) == []  # the code and what it started
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -162,3 +167,164 @@ async def test_stdout_is_kept_when_code_fails(api):
     status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
     entry = next(e for e in logs["logs"] if e["block_id"] == "c")
     assert entry["status"] == "failed" and "before" in entry["stdout"]
+
+
+# -- the sandbox over HTTP: one workspace's code cannot reach another's (issue 9 item 8) --------
+
+async def workflow_of(api, key, blocks, edges):
+    status, wf, _ = await api.call("POST", "/api/workflows", {"name": "wf"}, key=key)
+    assert status == 201, wf
+    status, body, _ = await api.call("PUT", f"/api/workflows/{wf['id']}/graph",
+                                     {"blocks": blocks, "edges": edges}, key=key)
+    assert status == 200, body
+    return wf["id"]
+
+
+async def run_code(api, key, source):
+    wf = await workflow_of(api, key, [START, code("c", source)], [edge("start", "c")])
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute", {}, key=key)
+    assert status == 200, body
+    return body["output"]["c"]
+
+
+SHMGET = "import ctypes\nshmget = ctypes.CDLL(None, use_errno=True).shmget\n"
+DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_what_one_workspace_leaves_another_cannot_find(api):
+    key = 0x5AE00000 + (os.getpid() % 4096) * 4
+    name = f"af-left-{os.getpid()}-{time.time_ns()}"
+    left = await run_code(api, KEY, SHMGET + (
+        f"ids = [shmget({key} + i, 300 << 20, 0o1666) for i in range(3)]\n"
+        f"for d in {DIRS!r}:\n"
+        f"    open(d + '/{name}', 'w').write('workspace A was here')\n"
+        "return ids"))
+    assert all(i >= 0 for i in left), left
+    found = await run_code(api, OTHER_KEY, SHMGET + (
+        "import os\n"
+        f"shm = [shmget({key} + i, 0, 0o666) for i in range(3)]\n"
+        f"files = [d for d in {DIRS!r} if os.path.exists(d + '/{name}')]\n"
+        "return [shm, files]"))
+    assert found == [[-1, -1, -1], []]
+    with open("/proc/sysvipc/shm") as f:  # and none of it outlived the block here either
+        assert not {int(line.split()[0]) for line in f.read().splitlines()[1:]} & \
+            {key, key + 1, key + 2}
+    assert not [d for d in DIRS if os.path.exists(f"{d}/{name}")]
+
+
+@configure(code_concurrency=1)
+@pytest.mark.gen_test(timeout=60)
+async def test_code_concurrency_setting_makes_blocks_take_turns(api):
+    span = ("import time\nstarted = time.monotonic()\ntime.sleep(0.3)\n"
+            "return [started, time.monotonic()]")
+    wf = await api.workflow([START, code("a", span), code("b", span), code("c", span)],
+                            [edge("start", "a"), edge("start", "b"), edge("start", "c")])
+    status, body = await api.execute(wf, {})
+    assert status == 200, body
+    spans = sorted(body["output"].values())
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:])), spans
+
+
+@configure(code_concurrency=1)
+@pytest.mark.gen_test(timeout=60)
+async def test_waiting_for_a_code_slot_counts_toward_the_block_timeout(api):
+    wf = await api.workflow(
+        [START, code("slow", "import time\ntime.sleep(5)\nreturn 'slow'"),
+         code("quick", "import time\ntime.sleep(0.1)\nreturn 'quick'", timeout=1)],
+        [edge("start", "slow"), edge("start", "quick")])
+    status, body = await api.execute(wf, {})
+    # One of them got the slot first; the other waited. If `quick` waited behind
+    # `slow`, its 1 s ran out in the queue.
+    logs = await logs_of(api, wf, body["execution_id"])
+    if logs["quick"]["status"] == "failed":
+        assert status == 500 and "waiting for a free code slot" in logs["quick"]["error"]
+        assert logs["slow"]["status"] == "cancelled"  # the run failed, its other block stops
+    else:
+        assert status == 200 and body["output"] == {"slow": "slow", "quick": "quick"}
+
+
+# -- a real server process: its command line, and kill -9 (issue 9 item 8) ----------------------
+
+def sandbox_guards():
+    pool = SandboxPool(size=0)
+    try:
+        return pool.guards
+    finally:
+        pool.close()
+
+
+def with_arg(arg):
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if arg.encode() in f.read().split(b"\0"):
+                    found.append(int(name))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("PPid:")))
+
+
+def expect_no_answer(url, key):
+    try:
+        http(url, "POST", {}, key)
+    except OSError:
+        pass  # the server was killed under it
+
+
+PEEK = ("import os\n"
+        "seen = {}\n"
+        "for p in os.listdir('/proc'):\n"
+        "    if p.isdigit():\n"
+        "        try:\n"
+        "            seen[p] = open(f'/proc/{p}/cmdline', 'rb').read().decode('latin-1')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "return seen")
+
+
+def test_server_command_line_is_invisible_and_kill_9_leaves_no_code_running(tmp_path):
+    guards = sandbox_guards()
+    if "pid" not in guards:
+        pytest.skip("the kernel here refuses PID namespaces")
+    url = f"sqlite:///{tmp_path / 'af.db'}"
+    secret = "af_secret_on_the_command_line_0001"
+    server = ServerProcess(url, args=("--api-key", secret))
+    try:
+        def workflow(source):
+            status, wf = http(server.url + "/api/workflows", "POST", {"name": "wf"}, secret)
+            assert status == 201, wf
+            graph = {"blocks": [START, code("c", source)], "edges": [edge("start", "c")]}
+            status, body = http(f"{server.url}/api/workflows/{wf['id']}/graph", "PUT", graph, secret)
+            assert status == 200, body
+            return f"{server.url}/api/workflows/{wf['id']}/execute"
+
+        status, body = http(workflow(PEEK), "POST", {}, secret)
+        assert status == 200, body
+        seen = body["output"]["c"]
+        assert list(seen) == ["1"]  # itself, nothing else: not the server, not its key
+        assert secret not in seen["1"]
+
+        mark = f"3603.{os.getpid()}4"
+        sleeper = workflow("import subprocess, time\n"
+                           f"subprocess.Popen(['sleep', '{mark}'], start_new_session=True)\n"
+                           "time.sleep(600)")
+        threading.Thread(target=expect_no_answer, args=(sleeper, secret), daemon=True).start()
+        assert wait_until(lambda: with_arg(mark), 20)
+        sleeping = with_arg(mark)[0]
+        code_process = parent_of(sleeping)
+        assert alive(sleeping) and alive(code_process)
+        server.proc.kill()  # kill -9: the server gets no chance to clean up
+        server.proc.wait(10)
+        assert wait_until(lambda: not alive(sleeping) and not alive(code_process), 10)
+        server = ServerProcess(url, args=("--api-key", secret))
+        assert http(server.url + "/api/health")[0] == 200
+        assert not alive(sleeping) and not alive(code_process) and with_arg(mark) == []
+    finally:
+        server.kill()
