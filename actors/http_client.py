@@ -15,6 +15,7 @@ immediately. Clients built by `make_client` keep no idle connections, so
 every request opens (and reports) its own socket.
 """
 
+import contextlib
 import http.cookiejar
 import ipaddress
 import json
@@ -282,8 +283,10 @@ def request(ctx, method, url, headers=None, content=None, timeout=DEFAULT_TIMEOU
     late = f"request to {shown} timed out after {limit:g}s"
     client = _shared_client()
     policy = ctx.services.get("netpolicy") or _OPEN_POLICY
+    slots = ctx.services.get("http_slots")
     headers = dict(headers or {})
-    with Guard(ctx, deadline=time.monotonic() + limit) as guard:
+    with Guard(ctx, deadline=time.monotonic() + limit) as guard, \
+            _slot(slots, ctx, guard, late):
         try:
             request_timeout = httpx2.Timeout(limit, connect=min(limit, CONNECT_TIMEOUT))
             hop = url
@@ -321,6 +324,13 @@ def request(ctx, method, url, headers=None, content=None, timeout=DEFAULT_TIMEOU
             raise BlockError(f"request to {shown} failed: {_reason(exc)}") from None
     body = _parse_body(data, answer_headers.get("content-type", ""), encoding)
     return status, answer_headers, body
+
+
+def _slot(slots, ctx, guard, late):
+    """This run's and workspace's share of connections (see http_slots); none without the service."""
+    if slots is None:
+        return contextlib.nullcontext()
+    return slots.hold(ctx.workspace, ctx.execution_id, guard, late)
 
 
 def _open(client, policy, guard, late, method, url, headers, content, timeout, redirected_from=None):

@@ -8,6 +8,7 @@ import pykka
 
 from actors.blocks import default_registry
 from actors.coordinator import Engine
+from actors.http_slots import HttpSlots
 from actors.netpolicy import NetPolicy
 from actors.sandbox import SandboxPool
 from actors.timers import Timers
@@ -48,6 +49,7 @@ class Runtime:
         self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
         self.services = {}
         self.services["netpolicy"] = NetPolicy.from_settings(settings)
+        self.services["http_slots"] = HttpSlots(settings.http_per_workspace, settings.http_per_run)
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
             cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,

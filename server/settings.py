@@ -38,6 +38,8 @@ class Settings:
     log_format: str = "text"
     http_allow: tuple = ()          # networks (CIDR) http blocks may always reach
     http_deny: tuple = ()           # networks they may not
+    http_per_workspace: int = 50    # outgoing http connections at once, per workspace (0: no limit)
+    http_per_run: int = 10          # ... and per run
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -51,6 +53,14 @@ def flag(raw: str) -> bool:
     if value in ("false", "0", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def count(raw: str) -> int:
+    """A whole number >= 0."""
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
 
 
 def log_format(raw: str) -> str:
@@ -91,6 +101,8 @@ _FIELDS = {
     "log_format": ("ACTORFLOW_LOG_FORMAT", log_format),
     "http_allow": ("ACTORFLOW_HTTP_ALLOW", cidrs),
     "http_deny": ("ACTORFLOW_HTTP_DENY", cidrs),
+    "http_per_workspace": ("ACTORFLOW_HTTP_PER_WORKSPACE", count),
+    "http_per_run": ("ACTORFLOW_HTTP_PER_RUN", count),
 }
 
 

@@ -12,6 +12,9 @@ Routes (any method):
   /drip                200, then one byte every 0.1 s for a minute
   /barrier/<name>/<n>  waits (5 s at most) until n requests wait on that barrier, then answers
                        like /echo; 500 when the others never came (the calls were not concurrent)
+  /gate/<name>?tag=t   waits until the test calls `open_gate(name)` (30 s at most), then answers
+                       like /echo; `held(name)` lists the tags waiting there now,
+                       `most_held[name]` is the most that ever waited at once
 Every request is recorded in `server.requests`.
 """
 
@@ -83,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.owner.barrier(name, int(n)).wait(timeout=5)
                 except threading.BrokenBarrierError:
                     return self._json(500, {"error": "the other requests never came"})
+            if path.startswith("/gate/"):
+                self.server.owner.pass_gate(path.split("/")[2],
+                                            dict(urllib.parse.parse_qsl(parts.query)).get("tag"))
             if path.startswith("/slow/"):
                 time.sleep(float(path.split("/")[2]))
             if path == "/drip":
@@ -125,6 +131,9 @@ class EchoServer:
         self.requests = []
         self._lock = threading.Lock()
         self._barriers = {}
+        self._gates = {}
+        self._held = {}
+        self.most_held = {}
         self._httpd = ThreadingHTTPServer((host, 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self
@@ -139,10 +148,34 @@ class EchoServer:
                 self._barriers[name] = threading.Barrier(parties)
             return self._barriers[name]
 
+    def _gate(self, name):
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def pass_gate(self, name, tag):
+        with self._lock:
+            held = self._held.setdefault(name, [])
+            held.append(tag)
+            self.most_held[name] = max(self.most_held.get(name, 0), len(held))
+        try:
+            self._gate(name).wait(30)
+        finally:
+            with self._lock:
+                self._held[name].remove(tag)
+
+    def open_gate(self, name):
+        self._gate(name).set()
+
+    def held(self, name):
+        with self._lock:
+            return list(self._held.get(name, ()))
+
     def start(self):
         self._thread.start()
         return self
 
     def stop(self):
+        for gate in list(self._gates.values()):
+            gate.set()
         self._httpd.shutdown()
         self._httpd.server_close()

@@ -1,0 +1,82 @@
+"""Fair sharing of outgoing HTTP (CONTRACT §11): connections per run and per workspace, over real sockets."""
+
+import asyncio
+import time
+
+import pytest
+
+from tests.conftest import OTHER_KEY, Api
+from tests.helpers import START, configure, edge
+from tests.llm_fixtures import echo  # noqa: F401  (fixture)
+
+
+async def until(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never came true"
+        await asyncio.sleep(0.02)
+
+
+def fan_out(url, n, timeout=60):
+    blocks = [START] + [{"id": f"g{i}", "type": "http", "config": {"url": url, "timeout": timeout}}
+                        for i in range(n)]
+    return blocks, [edge("start", b["id"]) for b in blocks[1:]]
+
+
+@configure(http_per_workspace=3, http_per_run=2)
+@pytest.mark.gen_test(timeout=90)
+async def test_a_busy_workspace_cannot_starve_another(api, server, echo):
+    # Workspace A: two runs of five blocks each, all stuck on a slow endpoint.
+    wf_a = await api.workflow(*fan_out(echo.url + "/gate/a?tag={{ variables.tag }}", 5))
+    run1 = asyncio.ensure_future(api.execute(wf_a, {"tag": "r1"}))
+    await until(lambda: len(echo.held("a")) == 2)                  # the run's share
+    run2 = asyncio.ensure_future(api.execute(wf_a, {"tag": "r2"}))
+    await until(lambda: len(echo.held("a")) == 3)                  # the workspace's share
+    assert sorted(echo.held("a")) == ["r1", "r1", "r2"]
+
+    # Workspace B's trivial block goes through while A's wait.
+    other = Api(server.base_url, OTHER_KEY)
+    try:
+        wf_b = await other.workflow([START, {"id": "b", "type": "http", "config": {
+            "url": echo.url + "/echo/b", "timeout": 20}}], [edge("start", "b")])
+        status, body = await other.execute(wf_b, {})
+        assert status == 200, body
+        assert body["output"]["b"]["body"]["path"] == "/echo/b"
+    finally:
+        other.client.close()
+
+    # A's next request waits its turn, and the wait counts toward its timeout.
+    wf_late = await api.workflow([START, {"id": "late", "type": "http", "config": {
+        "url": echo.url + "/echo/late", "timeout": 0.5}}], [edge("start", "late")])
+    status, body = await api.execute(wf_late, {})
+    assert status == 500, body
+    assert "timed out waiting for a connection" in body["error"], body
+    assert "workspace's connections are in use" in body["error"], body
+    assert "/echo/late" not in [r["path"] for r in echo.requests]
+
+    echo.open_gate("a")
+    for run in (run1, run2):
+        status, body = await run
+        assert status == 200, body
+        assert sorted(body["output"]) == [f"g{i}" for i in range(5)]
+    assert echo.most_held["a"] == 3
+
+
+@configure(http_per_workspace=5, http_per_run=1)
+@pytest.mark.gen_test(timeout=60)
+async def test_cancel_ends_a_wait_for_a_connection(api, echo):
+    wf = await api.workflow(*fan_out(echo.url + "/gate/c", 3))
+    run = asyncio.ensure_future(api.execute(wf, {}))
+    await until(lambda: len(echo.held("c")) == 1)                  # one sent, two waiting
+    status, listing = await api.get(f"/api/workflows/{wf}/executions")
+    [execution] = listing["executions"]
+    status, body = await api.post(f"/api/workflows/{wf}/executions/{execution['id']}/cancel")
+    assert status == 200, body
+    assert body["status"] == "cancelled"        # the run ended: no block kept waiting
+    status, body = await run
+    assert status == 500 and "cancelled" in body["error"], body
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{execution['id']}/logs")
+    assert {entry["block_id"]: entry["status"] for entry in logs["logs"] if entry["block_id"] != "start"} == {
+        "g0": "cancelled", "g1": "cancelled", "g2": "cancelled"}
+    assert [r["path"] for r in echo.requests] == ["/gate/c"]        # the waiting two never connected
+    echo.open_gate("c")
