@@ -5,6 +5,7 @@ they need the `chromium` and `chromium-driver` packages and `selenium`).
 ACTORFLOW_SCREENSHOTS=docs/console writes the screenshots the tests take there.
 """
 
+import base64
 import os
 import shutil
 
@@ -83,7 +84,12 @@ def shots(tmp_path):
 
     def save(driver, name):
         path = tmp_path / f"{name}.png"
-        driver.save_screenshot(str(path))
+        # the whole page, not just the window (at most 2400 px tall)
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}})
+        path.write_bytes(base64.b64decode(shot["data"]))
         if target:
             os.makedirs(target, exist_ok=True)
             shutil.copy(path, os.path.join(target, f"{name}.png"))

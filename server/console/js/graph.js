@@ -54,9 +54,18 @@ export class GraphView {
     this.problems = new Set();      // block ids the API complained about
     this.edgeProblems = new Set();  // "source->target" keys
     this.svg = s("svg", {class: "graph", role: "group", "aria-label": opts.label || "Workflow graph"});
+    // Narrow screens start with the whole graph scaled to the width; the button toggles.
+    this.fit = window.matchMedia("(max-width: 900px)").matches;
+    this.fitButton = document.createElement("button");
+    this.fitButton.type = "button";
+    this.fitButton.className = "quiet small fit-toggle";
+    this.fitButton.addEventListener("click", () => { this.fit = !this.fit; this.render(); });
+    this.canvas = document.createElement("div");
+    this.canvas.className = "canvas";
+    this.canvas.append(this.svg);
     this.wrap = document.createElement("div");
-    this.wrap.className = "canvas";
-    this.wrap.append(this.svg);
+    this.wrap.className = "graph-box";
+    this.wrap.append(this.fitButton, this.canvas);
   }
 
   setGraph(blocks, edges) {
@@ -103,8 +112,10 @@ export class GraphView {
     const maxY = Math.max(NODE_H, ...ys.map((y) => y + NODE_H)) + PAD;
     const w = maxX - minX, hgt = maxY - minY;
     this.svg.setAttribute("viewBox", `${minX} ${minY} ${w} ${hgt}`);
-    this.svg.setAttribute("width", w);
-    this.svg.setAttribute("height", hgt);
+    this.svg.setAttribute("width", this.fit ? "100%" : w);
+    this.svg.setAttribute("height", this.fit ? "100%" : hgt);
+    this.svg.classList.toggle("fitted", this.fit);
+    this.fitButton.textContent = this.fit ? "Actual size" : "Fit to width";
     this.svg.append(s("defs", {}, [
       s("marker", {id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
                    orient: "auto-start-reverse"}, [s("path", {d: "M0,0 L10,5 L0,10 z", class: "arrowhead"})]),
@@ -136,7 +147,7 @@ export class GraphView {
         s("path", {d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)"}),
       ]);
       if (e.source_handle) {
-        const t = 0.35, mx = (1 - t) ** 3 * x1 + 3 * (1 - t) ** 2 * t * (x1 + dx) + 3 * (1 - t) * t * t * (x2 - dx) + t ** 3 * x2;
+        const t = 0.6, mx = (1 - t) ** 3 * x1 + 3 * (1 - t) ** 2 * t * (x1 + dx) + 3 * (1 - t) * t * t * (x2 - dx) + t ** 3 * x2;
         const my = (1 - t) ** 3 * y1 + 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t * t * y2 + t ** 3 * y2;
         const label = e.source_handle.length > 18 ? e.source_handle.slice(0, 17) + "…" : e.source_handle;
         const w = label.length * 7 + 12;
