@@ -1,6 +1,5 @@
 """The block actor: runs one block (with its retries) and tells the coordinator."""
 
-import json
 import logging
 import random
 import time
@@ -11,6 +10,7 @@ from actors.errors import BlockError
 from .threads import EngineActor
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
+from .values import storable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class BlockActor(EngineActor):
         self.workspace = workspace
         self.execution_id = execution_id
         self.depth = depth
+        self._limit = getattr(settings, "max_value_bytes", None)
 
     def on_receive(self, message):
         if isinstance(message, RunBlock):
@@ -53,13 +54,14 @@ class BlockActor(EngineActor):
                 block_id=msg.block_id, block_type=msg.block_type, config=msg.config,
                 inputs=msg.inputs, variables=msg.variables, trigger=msg.trigger,
                 settings=self.settings, services=self.services,
-                emit=lambda chunk, b=msg.block_id: self._tell(BlockChunk(b, _frozen_json(chunk))),
+                emit=lambda chunk, b=msg.block_id: self._tell(
+                    BlockChunk(b, storable(chunk, self._limit, "streamed chunk"))),
                 cancelled=msg.cancelled,
                 deadline=time.monotonic() + msg.timeout if msg.timeout else None,
                 workspace=self.workspace, execution_id=self.execution_id, depth=self.depth,
             )
             try:
-                output = _frozen_json(self.block_type.run(ctx))
+                output = storable(self.block_type.run(ctx), self._limit)
                 return BlockDone(msg.block_id, True, output, None, attempts, _clip(ctx.stdout))
             except BlockCancelled:
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts,
@@ -79,14 +81,6 @@ class BlockActor(EngineActor):
             delay = msg.retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
             if msg.cancelled.wait(delay):
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout, cancelled=True)
-
-
-def _frozen_json(value):
-    """A deep copy through JSON: proves the value is JSON and shares nothing with the block."""
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise BlockError(f"block output is not JSON-serialisable: {exc}") from None
 
 
 def _clip(text):

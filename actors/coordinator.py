@@ -18,13 +18,13 @@ from models.journal import apply as apply_journal
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
+from .events import end_event
 from .threads import EngineActor
 from .messages import BlockChunk, BlockDone, Cancel, RunBlock
 from .templates import Scope, render
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("execution_completed", "error")
 STOPPED_MESSAGE = "server stopped before the run finished"
 
 
@@ -216,16 +216,7 @@ class Coordinator(EngineActor):
         self.ops.append(("run_update", eid, {
             "status": status, "output": output, "error": error, "error_block": block_id,
             "finished_at": now, "duration_ms": duration}))
-        if status == "completed":
-            self._event({"type": "execution_completed", "execution_id": eid,
-                         "output": output, "duration_ms": duration})
-        else:
-            event = {"type": "error", "error": error, "execution_id": eid}
-            if block_id is not None:
-                event["block_id"] = block_id
-            if code is not None:
-                event["error_code"] = code
-            self._event(event)
+        self._event(end_event(eid, status, output, error, duration, block_id, code))
         self.result = {"status": status, "output": output, "error": error,
                        "block_id": block_id, "duration_ms": duration}
         if self.timer is not None:
@@ -247,7 +238,7 @@ class Coordinator(EngineActor):
 
     def _event(self, event, persist=True):
         self.seq += 1
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         self.events.append((self.seq, event, text))
         if persist:
             self.ops.append(("event", {"execution": self.plan.execution_id, "seq": self.seq,

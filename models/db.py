@@ -18,7 +18,6 @@ from .workspace import ApiKey, Workspace
 
 SQLITE_PRAGMAS = (
     ("journal_mode", "wal"),
-    ("busy_timeout", 10000),
     # In WAL mode NORMAL survives a process crash or kill -9; only an OS crash
     # or power loss may drop the last commits.
     ("synchronous", "normal"),
@@ -60,13 +59,18 @@ def _v2_durable_runs():
 MIGRATIONS = [_v1_tables, _v2_durable_runs]
 
 
-def open_database(url: str) -> peewee.Database:
-    """Connect the shared proxy to `url` (sqlite:///rel/path, sqlite:////abs, postgresql://...)."""
+def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
+    """Connect the shared proxy to `url` (sqlite:///rel/path, sqlite:////abs, postgresql://...).
+
+    `busy_timeout`: how long (seconds) a SQLite write waits for another
+    process's lock before the store refuses it.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///"):]
-        db = peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
-                                   timeout=10)
+        pragmas = SQLITE_PRAGMAS + (("busy_timeout", int(busy_timeout * 1000)),)
+        db = peewee.SqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE",
+                                   timeout=busy_timeout)
         if path and path != ":memory:":
             _private(path)
     else:

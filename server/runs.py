@@ -10,7 +10,8 @@ import logging
 
 import pykka
 
-from actors.coordinator import STOPPED_MESSAGE, TERMINAL, Coordinator
+from actors.coordinator import STOPPED_MESSAGE, Coordinator
+from actors.events import TERMINAL
 from actors.messages import Cancel
 from models.base import new_id
 

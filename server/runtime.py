@@ -33,7 +33,7 @@ class Runtime:
         self.settings = settings
         self.io_loop = io_loop
         self.registry = registry or default_registry()
-        self.db = open_database(settings.database_url)
+        self.db = open_database(settings.database_url, settings.db_busy_timeout)
         migrate()
         self.owner = new_id()
         processes.register(self.owner)

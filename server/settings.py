@@ -19,6 +19,8 @@ class Settings:
     max_body: int = 1024 * 1024
     max_graph_body: int = 16 * 1024 * 1024
     max_blocks: int = 5000
+    max_value_bytes: int = 16 * 1024 * 1024
+    db_busy_timeout: float = 10.0
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None
@@ -82,6 +84,8 @@ _FIELDS = {
     "max_body": ("ACTORFLOW_MAX_BODY", int),
     "max_graph_body": ("ACTORFLOW_MAX_GRAPH_BODY", int),
     "max_blocks": ("ACTORFLOW_MAX_BLOCKS", int),
+    "max_value_bytes": ("ACTORFLOW_MAX_VALUE_BYTES", int),
+    "db_busy_timeout": ("ACTORFLOW_DB_BUSY_TIMEOUT", float),
     "llm_base_url": ("ACTORFLOW_LLM_BASE_URL", str),
     "llm_api_key": ("ACTORFLOW_LLM_API_KEY", str),
     "llm_model": ("ACTORFLOW_LLM_MODEL", str),

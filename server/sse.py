@@ -21,7 +21,7 @@ import json
 import logging
 import time
 
-from actors.coordinator import TERMINAL
+from actors.events import TERMINAL, end_event
 from models.execution import Execution, ExecutionEvent
 
 log = logging.getLogger(__name__)
@@ -84,18 +84,10 @@ def closing_event(execution_id):
     row = Execution.get_or_none(Execution.id == execution_id)
     if row is None or row.status == "running":
         return None
-    if row.status == "completed":
-        event = {"type": "execution_completed", "execution_id": row.id, "output": row.output,
-                 "duration_ms": row.duration_ms}
-    else:
-        event = {"type": "error", "error": row.error or f"execution {row.status}",
-                 "execution_id": row.id}
-        if row.error_block:
-            event["block_id"] = row.error_block
-        if row.status == "timeout":
-            event["error_code"] = "EXECUTION_TIMEOUT"
+    event = end_event(row.id, row.status, row.output, row.error, row.duration_ms,
+                      row.error_block or None)
     seq = (last[0] if last is not None else 0) + 1
-    return seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return seq, _dumps(event)
 
 
 class RunStream:
@@ -131,7 +123,7 @@ class RunStream:
         """The stream's only event: an error before any run exists (id 0)."""
         event = {"type": "error", "error": message}
         event.update(extra)
-        self.backlog.append((0, json.dumps(event, separators=(",", ":"), ensure_ascii=False), True))
+        self.backlog.append((0, _dumps(event), True))
         self.complete = True
 
     def follow(self, run, after=0):
@@ -268,7 +260,7 @@ class RunStream:
         return "".join(parts), last
 
     def _poll_once(self):
-        """Take the next stored events in; False when there were none."""
+        """Take the next stored events in; False when nothing new came (the caller waits)."""
         rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
         if not rows:
             run = self.runs.get(self.execution_id)
@@ -276,16 +268,17 @@ class RunStream:
                 # The run is live here after all (e.g. resumed): follow it from memory.
                 self.poll = False
                 self.follow(run, self.last_seq)
-                return bool(self.backlog) or not self.complete
-            if execution_status(self.execution_id) != "running":
-                # Its end and its last events commit together: read once more, then stop.
-                rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
-                if not rows:
-                    self.complete = True
-                    closing = closing_event(self.execution_id)
-                    if closing is None or closing[0] <= self.last_seq:
-                        return False
-                    rows = [closing]
+                return True
+            if execution_status(self.execution_id) == "running":
+                return False  # owned by another process, or not yet written: wait, then look again
+            # Its end and its last events commit together: read once more, then stop.
+            rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
+            if not rows:
+                self.complete = True
+                closing = closing_event(self.execution_id)
+                if closing is None or closing[0] <= self.last_seq:
+                    return False
+                rows = [closing]
         for seq, text in rows:
             terminal = event_type(text) in TERMINAL
             self.backlog.append((seq, text, terminal))
@@ -325,6 +318,10 @@ class RunStream:
             return False
         self.last_write = time.monotonic()
         return not self.closed
+
+
+def _dumps(event):
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _quietly(future):

@@ -68,6 +68,11 @@ def _meet(ctx):
     return {"met": True}
 
 
+def _number(ctx):
+    """Output `{"v": float(config.number)}`: "nan" and "inf" make numbers JSON cannot hold."""
+    return {"v": float(ctx.config.get("number", 0))}
+
+
 def _busy(ctx):
     """Ignore cancellation for `seconds` (a block that does not cooperate)."""
     time.sleep(float(ctx.config.get("seconds", 0.1)))
@@ -83,4 +88,5 @@ TEST_TYPES = [
     BlockType("bad_output", checks.common, _bad_output),
     BlockType("busy", checks.common, _busy),
     BlockType("meet", checks.common, _meet),
+    BlockType("number", checks.common, _number),
 ]

@@ -31,7 +31,7 @@ def parse_json(raw: bytes):
 
 
 def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class BaseHandler(tornado.web.RequestHandler):

@@ -1,0 +1,53 @@
+"""Values made inside a run, made storable: JSON, finite, valid UTF-8, bounded.
+
+Every block output and streamed chunk passes here once, on its way from the
+block to the coordinator, whatever the block type (code, http, llm, agent).
+Lone UTF-16 surrogates (which no UTF-8 store or answer can hold) become
+U+FFFD; NaN and Infinity fail the block, since JSON has no such numbers.
+"""
+
+import json
+import re
+
+from actors.errors import BlockError
+
+LIMIT_NAME = "ACTORFLOW_MAX_VALUE_BYTES"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value, limit=None, what="block output"):
+    """A deep copy of `value` the store can hold; raises BlockError naming the problem.
+
+    The copy goes through JSON text, so it also shares nothing with the block.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            raise BlockError(f"{what} contains NaN or Infinity, which JSON cannot hold") from None
+        raise BlockError(f"{what} is not JSON-serialisable: {exc}") from None
+    except (TypeError, RecursionError) as exc:
+        raise BlockError(f"{what} is not JSON-serialisable: {exc}") from None
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    check_size(text, limit, what)
+    return json.loads(text)
+
+
+def check_size(text, limit, what):
+    """Raise when `text` (a value's JSON, or a rendered string) is over `limit` bytes of UTF-8."""
+    if not limit or len(text) * (1 if text.isascii() else 4) <= limit:
+        return
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise too_large(what, limit, size)
+
+
+def too_large(what, limit, size=None):
+    how = f"{size} bytes" if size is not None else "more"
+    return BlockError(f"{what} is {how}, over the limit of {limit} bytes ({LIMIT_NAME})")
+
+
+def clean_text(text):
+    """`text` with lone surrogates replaced by U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
