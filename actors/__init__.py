@@ -1,1 +1,3 @@
 """The execution engine: one coordinator actor per run, one actor per block."""
+
+ACTORFLOW = True  # tells this package from another project's of the same name

@@ -12,7 +12,10 @@ provider is silent.
 """
 
 import dataclasses
+import importlib
 import json
+import logging
+import os
 import threading
 
 import httpx2
@@ -29,6 +32,9 @@ _clients = {}
 _clients_lock = threading.Lock()
 _http = None
 _no_stream_options = set()   # base URLs that refused stream_options
+
+# OPENAI_LOG in the server's environment must not turn on the SDK's request logging.
+logging.getLogger("openai").setLevel(logging.WARNING)
 
 
 @dataclasses.dataclass
@@ -116,10 +122,37 @@ def client_for(base_url, api_key):
         if client is None:
             if _http is None:
                 _http = make_client(follow_redirects=True)
-            client = openai.OpenAI(base_url=base_url, api_key=api_key or NO_KEY,
-                                   max_retries=0, http_client=_http)
+            client = _new_client(base_url, api_key or NO_KEY, _http)
             _clients[key] = client
         return client
+
+
+class _NoEnvironment:
+    """`os` as the openai client sees it while it is built: an empty environment."""
+
+    environ = {}
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+def _new_client(base_url, api_key, http_client):
+    """An openai client configured only by what Actorflow passes.
+
+    The SDK fills organization, project, admin key, base URL and extra headers
+    from OPENAI_* variables of the server's environment (OPENAI_ORG_ID,
+    OPENAI_CUSTOM_HEADERS, ...). Those belong to whoever started the server,
+    not to the workflow, so the client is built seeing no environment.
+    Callers hold _clients_lock, which makes the swap safe.
+    """
+    sdk = importlib.import_module("openai._client")
+    real = sdk.os
+    sdk.os = _NoEnvironment()
+    try:
+        return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0,
+                             http_client=http_client)
+    finally:
+        sdk.os = real
 
 
 def chat(ctx, messages, tools=None, on_text=None):

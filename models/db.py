@@ -107,3 +107,23 @@ def migrate():
             if version > current:
                 step()
                 SchemaVersion.create(version=version)
+
+
+def backup(path: str) -> int:
+    """Copy the open SQLite database to a new file at `path`, consistently, while others write.
+
+    SQLite's online backup API copies a snapshot; writers are not blocked for
+    long. Returns the number of pages copied.
+    """
+    import sqlite3
+    if os.path.exists(path):
+        raise FileExistsError(path)
+    source = database.obj.connection()
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+        pages = target.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        target.close()
+    return pages

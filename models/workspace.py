@@ -48,15 +48,16 @@ def ensure_workspace(name: str) -> Workspace:
 
 
 def create_key(workspace: str = "default", label: str = "", key: str | None = None):
-    """Make a key (or register `key`) in a workspace; returns (ApiKey, key)."""
+    """Make a key (or register `key`) in a workspace; returns (ApiKey, key).
+
+    Registering a key that was revoked returns its row still revoked: a
+    revocation is never undone by a restart with the same bootstrap key.
+    """
     ws = ensure_workspace(workspace)
     key = key or KEY_PREFIX + new_token(24)
     row = ApiKey.get_or_none(ApiKey.key_hash == hash_key(key))
     if row is None:
         row = ApiKey.create(workspace=ws.id, label=label, key_hash=hash_key(key))
-    elif row.revoked_at is not None:
-        row.revoked_at = None
-        row.save()
     return row, key
 
 

@@ -4,6 +4,8 @@ import marshmallow
 
 from models.errors import ValidationError
 
+ACTORFLOW = True  # tells this package from another project's of the same name
+
 
 def load(schema: marshmallow.Schema, data, what="request body"):
     """`schema.load(data)`, with marshmallow's errors turned into one ValidationError."""

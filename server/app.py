@@ -2,6 +2,7 @@
 
 import tornado.web
 
+from .access_log import log_request
 from .handlers import base, console, deploy, docs, executions, stream, webhooks, workflows
 from .handlers.metrics import MetricsHandler
 
@@ -42,4 +43,5 @@ def make_app(runtime) -> tornado.web.Application:
         default_handler_class=base.NotFoundHandler,
         default_handler_args=deps,
         compress_response=False,
+        log_function=log_request,
     )

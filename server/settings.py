@@ -1,8 +1,18 @@
-"""Settings, read once at start-up: the environment first, then flags."""
+"""Settings, read once at start-up.
+
+Each setting comes from, strongest first: a command-line flag, its
+`ACTORFLOW_*` environment variable, the config file (`--config` or
+`ACTORFLOW_CONFIG`, TOML with the settings' names as keys), the default.
+Secrets (`api_key`, `llm_api_key`) are never flags, so they never show in
+`ps`: give them in the environment or in a file (`--api-key-file`).
+Every value is checked here; a bad one is a SettingsError naming the fix.
+"""
 
 import argparse
 import dataclasses
+import math
 import os
+import tomllib
 
 from actors.netpolicy import cidrs
 
@@ -110,26 +120,164 @@ _FIELDS = {
 }
 
 
+# Settings that are secrets: no flag of their own, but a file flag / variable.
+SECRETS = {"api_key": "ACTORFLOW_API_KEY_FILE", "llm_api_key": "ACTORFLOW_LLM_API_KEY_FILE"}
+CONFIG_ENV = "ACTORFLOW_CONFIG"
+
+# Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
+_POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
+             "max_body", "max_graph_body", "max_blocks", "code_memory_mb", "code_cpu_seconds"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it and the fix."""
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
 def add_flags(parser: argparse.ArgumentParser):
-    """Add one `--flag` per setting; each defaults to None (meaning: not given)."""
+    """Add one `--flag` per setting (secrets get `--NAME-file`), plus `--config`.
+
+    Values not given are absent from the namespace (SUPPRESS), so flags put
+    before a subcommand and after it both count.
+    """
+    defaults = Settings()
+    group = parser.add_argument_group("settings (flag > ACTORFLOW_* variable > config file > default)")
+    group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help=f"TOML file of settings (or {CONFIG_ENV})")
     for name, (env, kind) in _FIELDS.items():
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, type=kind, default=None,
-                            help=f"overrides {env}")
+        if name in SECRETS:
+            group.add_argument(_flag(name), nargs="?", action=_RefuseSecret, help=argparse.SUPPRESS)
+            group.add_argument(_flag(name) + "-file", dest=name + "_file", metavar="FILE",
+                               default=argparse.SUPPRESS,
+                               help=f"read {name} from FILE (or {SECRETS[name]}; or set {env})")
+            continue
+        default = getattr(defaults, name)
+        group.add_argument(_flag(name), dest=name, metavar=kind.__name__.upper(),
+                           default=argparse.SUPPRESS,
+                           help=f"{env}; default: {default if default is not None else 'unset'}")
+
+
+class _RefuseSecret(argparse.Action):
+    """`--api-key VALUE` would show the secret in `ps`: refuse it and say what to use."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is not taken on the command line (it would show in ps): "
+                     f"use {option_string}-file FILE or the ACTORFLOW_{option_string[2:].upper().replace('-', '_')} "
+                     "variable")
+
+
+def _convert(name, raw, kind, where):
+    if kind is bool and isinstance(raw, str):
+        if raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise SettingsError(f"{where}={raw!r} is not true or false")
+    if isinstance(raw, bool) and kind is not bool:
+        raise SettingsError(f"{where}={raw!r} is not a valid {kind.__name__}")
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc)
+        if not reason or reason == str(raw) or "invalid literal" in reason or "could not convert" in reason:
+            reason = f"not a valid {kind.__name__}"
+        raise SettingsError(f"{where}={raw!r}: {reason}") from None
+    return value
+
+
+def _check(name, value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{where}={value!r} must be a finite number")
+    if name == "port":
+        # 0 asks the system for a free port (tests and scripts use it).
+        if not 0 <= value <= 65535:
+            raise SettingsError(f"{where}={value} is not a port: use 1-65535 (or 0 for any free port)")
+    elif name in _POSITIVE:
+        if value <= 0:
+            raise SettingsError(f"{where}={value} must be greater than 0")
+    elif value < 0:
+        raise SettingsError(f"{where}={value} must be 0 or more")
+
+
+def _read_secret(path, where):
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{where}: cannot read {path!r} ({getattr(exc, 'strerror', None) or exc}); "
+                            "give a readable file holding the secret") from None
+    if not value:
+        raise SettingsError(f"{where}: {path!r} is empty; put the secret in it")
+    return value
+
+
+def _config_file(path):
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path!r} ({exc.strerror}); fix --config / {CONFIG_ENV}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path!r} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_FIELDS) - {k + "_file" for k in SECRETS})
+    if unknown:
+        raise SettingsError(f"config file {path!r}: unknown setting {unknown[0]!r}; "
+                            f"known: {', '.join(_FIELDS)}")
+    return data
 
 
 def load(environ=None, flags=None) -> Settings:
-    """Build Settings from an environment mapping, then an argparse namespace."""
+    """Build Settings from flags (an argparse namespace), the environment, a config file."""
     environ = os.environ if environ is None else environ
+    flags = vars(flags) if flags is not None else {}
+    config_path = flags.get("config") or environ.get(CONFIG_ENV) or None
+    config = _config_file(config_path) if config_path else {}
     values = {}
     for name, (env, kind) in _FIELDS.items():
-        raw = environ.get(env)
-        if raw not in (None, ""):
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise SystemExit(f"{env}={raw!r} is not a valid {kind.__name__}")
-        given = getattr(flags, name, None) if flags is not None else None
-        if given is not None:
-            values[name] = given
-    return Settings(**values)
+        if name in SECRETS:
+            file_env = SECRETS[name]
+            if flags.get(name + "_file"):
+                values[name] = _read_secret(flags[name + "_file"], _flag(name) + "-file")
+            elif environ.get(env):
+                values[name] = environ[env]
+            elif environ.get(file_env):
+                values[name] = _read_secret(environ[file_env], file_env)
+            elif config.get(name):
+                values[name] = str(config[name])
+            elif config.get(name + "_file"):
+                values[name] = _read_secret(config[name + "_file"], f"{config_path}: {name}_file")
+            continue
+        if flags.get(name) is not None:
+            raw, where = flags[name], _flag(name)
+        elif environ.get(env) not in (None, ""):
+            raw, where = environ[env], env
+        elif name in config:
+            raw, where = config[name], f"{config_path}: {name}"
+        else:
+            continue
+        value = _convert(name, raw, kind, where)
+        _check(name, value, where)
+        values[name] = value
+    settings = Settings(**values)
+    _check_database_url(settings.database_url)
+    return settings
+
+
+def _check_database_url(url):
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise SettingsError(f"database URL {url!r} names no file: use sqlite:///relative/path.db "
+                                "or sqlite:////absolute/path.db")
+    elif scheme in ("postgres", "postgresql"):
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            raise SettingsError("a PostgreSQL database URL needs its driver: "
+                                "pip install 'actorflow[postgres]' (psycopg2-binary)") from None
+    else:
+        raise SettingsError(f"database URL {url!r} is neither sqlite:///... nor postgresql://...")

@@ -19,9 +19,12 @@ def run_cli(*args, env=None, timeout=30):
 class ServerProcess:
     """`python run.py serve --port 0 ...`; `url` once it listens; `lines` it printed."""
 
-    def __init__(self, database_url, env=None, args=()):
+    def __init__(self, database_url, env=None, args=(), before=(), command=None):
+        """`before`: flags put ahead of `serve`; `command`: argv instead of `python run.py`."""
+        command = list(command or [sys.executable, "run.py"])
+        port = () if "--port" in before else ("--port", "0")
         self.proc = subprocess.Popen(
-            [sys.executable, "run.py", "serve", "--port", "0", "--database-url", database_url, *args],
+            [*command, *before, "serve", *port, "--database-url", database_url, *args],
             cwd=ROOT, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self.url = None
@@ -66,3 +69,29 @@ def wait_until(predicate, timeout=10, interval=0.05):
             return True
         time.sleep(interval)
     return False
+
+
+def http(url, method="GET", body=None, key=None, headers=None):
+    """One JSON request with urllib: (status, parsed body)."""
+    import json
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def make_workflow(url, key, blocks, edges, name="wf"):
+    """Create a workflow with this graph on a running server; returns its id."""
+    status, wf = http(url + "/api/workflows", "POST", {"name": name}, key=key)
+    assert status == 201, wf
+    status, body = http(url + f"/api/workflows/{wf['id']}/graph", "PUT",
+                        {"blocks": blocks, "edges": edges}, key=key)
+    assert status == 200, body
+    return wf["id"]

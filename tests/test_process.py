@@ -1,30 +1,16 @@
 """The real program: CLI subcommands, first start, signals, and recovery after a crash."""
 
 import datetime
-import json
 import os
 import signal
-import urllib.request
 
 import peewee
 
-from tests.processes import ServerProcess, run_cli, wait_until
+from tests.processes import ServerProcess, http, run_cli, wait_until
 
 
 def db_url(tmp_path):
     return f"sqlite:///{tmp_path / 'af.db'}"
-
-
-def http(url, method="GET", body=None, key=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def test_help_lists_subcommands_and_flags():

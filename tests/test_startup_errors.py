@@ -1,0 +1,107 @@
+"""Operator errors: one line naming the problem and the fix, exit 2, no traceback;
+flags before or after the subcommand; a second Ctrl-C while draining stops at once."""
+
+import importlib.util
+import signal
+import socket
+import time
+
+import peewee
+import pytest
+
+from tests.processes import ServerProcess, http, make_workflow, run_cli, wait_until
+
+
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'af.db'}"
+
+
+def one_line_error(out, *words):
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli("serve", "--port", str(port), "--database-url", db_url(tmp_path))
+    one_line_error(out, f"port {port}", "in use", "--port")
+
+
+def test_bad_host(tmp_path):
+    out = run_cli("serve", "--host", "no-such-host.invalid", "--database-url", db_url(tmp_path))
+    one_line_error(out, "no-such-host.invalid", "--host")
+
+
+def test_unwritable_data_directory(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = run_cli("serve", "--database-url", f"sqlite:///{tmp_path / 'a-file' / 'data' / 'af.db'}")
+    one_line_error(out, "data directory", "--database-url")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is not None, reason="the driver is installed")
+def test_postgresql_without_its_driver():
+    out = run_cli("serve", "--database-url", "postgresql://u:p@127.0.0.1:1/x")
+    one_line_error(out, "PostgreSQL", "psycopg2")
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"ACTORFLOW_PORT": "99999"}, ["ACTORFLOW_PORT", "1-65535"]),
+    ({"ACTORFLOW_PORT": "eighty"}, ["ACTORFLOW_PORT", "int"]),
+    ({"ACTORFLOW_EXECUTE_TIMEOUT": "-5"}, ["ACTORFLOW_EXECUTE_TIMEOUT", "greater than 0"]),
+    ({"ACTORFLOW_SANDBOX_POOL": "-1"}, ["ACTORFLOW_SANDBOX_POOL", "0 or more"]),
+    ({"ACTORFLOW_ARM_WINDOW": "inf"}, ["ACTORFLOW_ARM_WINDOW", "finite"]),
+    ({"ACTORFLOW_DATABASE_URL": "mysql://x"}, ["mysql://x"]),
+])
+def test_bad_setting_values_are_refused(env, words):
+    one_line_error(run_cli("serve", env=env), *words)
+
+
+def test_bad_flag_value_is_refused(tmp_path):
+    one_line_error(run_cli("--execute-timeout", "0", "list-keys", "--database-url", db_url(tmp_path)),
+                   "--execute-timeout")
+
+
+def test_flags_work_before_and_after_the_subcommand(tmp_path):
+    url = db_url(tmp_path)
+    made = run_cli("--database-url", url, "create-key", "--name", "before")
+    assert made.returncode == 0, made.stderr
+    listed = run_cli("list-keys", "--database-url", url)
+    assert "before" in listed.stdout
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ServerProcess(url, args=(), before=("--port", str(port)))
+    try:
+        assert server.url == f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_a_second_interrupt_while_draining_stops_at_once(tmp_path):
+    key = "af_drain_0123456789"
+    server = ServerProcess(db_url(tmp_path), env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "120"})
+    wf = make_workflow(server.url, key, [{"id": "start", "type": "starter"},
+                                         {"id": "slow", "type": "code",
+                                          "config": {"code": "import time\ntime.sleep(120)\nreturn 1"}}],
+                       [{"source": "start", "target": "slow"}])
+    import threading
+    threading.Thread(target=lambda: http(server.url + f"/api/workflows/{wf}/execute", "POST", {}, key=key),
+                     daemon=True).start()
+    assert wait_until(lambda: http(server.url + f"/api/workflows/{wf}/executions", key=key)[1]["total"] == 1)
+    server.proc.send_signal(signal.SIGINT)
+    assert wait_until(lambda: any("letting runs finish" in line for line in server.lines))
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(60) == 0
+    assert time.monotonic() - t0 < 60          # far below the 120 s grace
+    assert wait_until(lambda: any("second signal" in line for line in server.lines))
+    db = peewee.SqliteDatabase(str(tmp_path / "af.db"))
+    assert db.execute_sql("SELECT status FROM execution").fetchall() == [("failed",)]
+    db.close()
