@@ -118,7 +118,7 @@ def test_bad_networks_are_a_startup_error():
                                         "ACTORFLOW_HTTP_ALLOW": "192.168.1.7"})
     assert [str(n) for n in loaded.http_deny] == ["10.0.0.0/8", "fd00::/8"]
     assert [str(n) for n in loaded.http_allow] == ["192.168.1.7/32"]
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(settings_mod.SettingsError) as exc:
         settings_mod.load(environ={"ACTORFLOW_HTTP_DENY": "10.0.0.0/8,example.com"})
     assert "ACTORFLOW_HTTP_DENY" in str(exc.value)
 
