@@ -55,8 +55,13 @@ def _v2_durable_runs():
             store_snapshot(wf_id, version)
 
 
+def _v3_schedules():
+    from .schedule import ScheduleState
+    database.create_tables([ScheduleState])
+
+
 # Append new steps here; never edit one that has shipped.
-MIGRATIONS = [_v1_tables, _v2_durable_runs]
+MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules]
 
 
 def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:

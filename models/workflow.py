@@ -172,7 +172,9 @@ def update_workflow(workspace: str, workflow_id: str, changes: dict) -> dict:
 
 def delete_workflow(workspace: str, workflow_id: str):
     from .execution import delete_executions_of
+    from .schedule import forget_schedules
     wf = get_workflow(workspace, workflow_id)
+    forget_schedules(wf.id)
     Block.delete().where(Block.workflow == wf.id).execute()
     Edge.delete().where(Edge.workflow == wf.id).execute()
     GraphSnapshot.delete().where(GraphSnapshot.workflow == wf.id).execute()

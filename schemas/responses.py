@@ -14,7 +14,7 @@ from .fields import AnyJSON
 from .graph import BlockSchema, EdgeSchema
 
 LOG_STATUSES = ("running", "completed", "failed", "skipped", "cancelled")
-TRIGGERS = ("api", "stream", "webhook")
+TRIGGERS = ("api", "stream", "webhook", "schedule")
 
 
 def _time(**kw):

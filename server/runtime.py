@@ -20,6 +20,7 @@ from .bridge import Bridge
 from .ratelimit import FailureLimiter
 from .execution_start import GraphCache
 from .runs import Runs
+from .scheduler import Scheduler
 from .subruns import SubRuns
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class Runtime:
         if settings.metrics or settings.metrics_address:
             self._start_metrics()
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
+        self.scheduler = Scheduler(self, settings.schedule_interval)
+        self.scheduler.start()
         self.closed = False
         self.in_flight = 0
 
@@ -112,6 +115,7 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        self.scheduler.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self._beat.cancel()

@@ -37,6 +37,7 @@ class Settings:
     public_url: str | None = None
     keepalive_interval: float = 15.0
     heartbeat_interval: float = 5.0
+    schedule_interval: float = 1.0
     chunk_retention: float = 300.0
     sandbox_pool: int = 2
     code_memory_mb: int = 512
@@ -102,6 +103,7 @@ _FIELDS = {
     "public_url": ("ACTORFLOW_PUBLIC_URL", str),
     "keepalive_interval": ("ACTORFLOW_KEEPALIVE_INTERVAL", float),
     "heartbeat_interval": ("ACTORFLOW_HEARTBEAT_INTERVAL", float),
+    "schedule_interval": ("ACTORFLOW_SCHEDULE_INTERVAL", float),
     "chunk_retention": ("ACTORFLOW_CHUNK_RETENTION", float),
     "sandbox_pool": ("ACTORFLOW_SANDBOX_POOL", int),
     "code_memory_mb": ("ACTORFLOW_CODE_MEMORY_MB", int),

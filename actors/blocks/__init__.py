@@ -10,7 +10,7 @@ class BlockType:
 
     `check(config)` returns a list of (key, message) problems with a saved
     config; `run(ctx)` returns the block's output or raises BlockError.
-    `trigger` types start runs (starter, webhook). Keys in `raw_keys` are not
+    `trigger` types start runs (starter, webhook, schedule). Keys in `raw_keys` are not
     rendered before the run (the agent renders its tools per call). Keys in
     `secret_keys` never reach the block's log. Types with `uses_inputs` false
     are not handed their ancestors' outputs (collecting them costs time on
@@ -45,6 +45,6 @@ class Registry:
 
 def default_registry() -> Registry:
     """The types the server ships."""
-    from . import agent, code, condition, http, llm, response, starter, webhook
-    return Registry([starter.TYPE, webhook.TYPE, response.TYPE, condition.TYPE,
+    from . import agent, code, condition, http, llm, response, schedule, starter, webhook
+    return Registry([starter.TYPE, webhook.TYPE, schedule.TYPE, response.TYPE, condition.TYPE,
                      code.TYPE, http.TYPE, llm.TYPE, agent.TYPE])

@@ -6,6 +6,7 @@ from schemas.graph import validate_graph
 from schemas.workflow import CreateWorkflow, UpdateWorkflow, page
 from models.errors import ValidationError
 from server.errors import CODED
+from server.scheduler import with_fire_times
 from .base import BaseHandler
 
 
@@ -33,7 +34,7 @@ class WorkflowHandler(BaseHandler):
     def get(self, workflow_id):
         self.error_shape = CODED
         wf = wf_model.get_workflow(self.workspace, workflow_id)
-        self.write_json(wf_model.full_workflow_json(wf, self.public_url()))
+        self.write_json(with_fire_times(wf_model.full_workflow_json(wf, self.public_url())))
 
     async def patch(self, workflow_id):
         body = self.json_body()
@@ -61,4 +62,4 @@ class GraphHandler(BaseHandler):
                                        self.settings_.max_blocks)
         saved = await self.runtime.writer.call(
             wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url())
-        self.write_json(saved)
+        self.write_json(with_fire_times(saved))
