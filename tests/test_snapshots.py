@@ -5,7 +5,7 @@ import json
 import peewee
 import pytest
 
-from models.db import migrate, open_database
+from models.db import MIGRATIONS, migrate, open_database
 from tests.helpers import START, edge
 
 
@@ -65,7 +65,8 @@ def test_migration_gives_existing_databases_snapshots_and_columns(tmp_path):
     db = open_database(url)
     migrate()
     migrate()  # a second start changes nothing
-    assert db.execute_sql("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+    assert db.execute_sql("SELECT version FROM schema_version ORDER BY version").fetchall() == [
+        (v,) for v in range(1, len(MIGRATIONS) + 1)]
     snap = db.execute_sql("SELECT workflow, version, blocks, edges FROM graph_version").fetchall()
     assert [(w, v, json.loads(b), json.loads(e)) for w, v, b, e in snap] == [
         ("w1", 4, [{"id": "start", "type": "starter", "config": {}, "position": {}}], [])]
