@@ -4,6 +4,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, val
 
 from models.errors import ValidationError
 
+INT64_MAX = 2 ** 63 - 1
 _name = validate.Length(min=1, error="name must be a non-empty string")
 
 
@@ -36,7 +37,8 @@ def page(args, default_limit=50, max_limit=500):
         if raw is None or raw == "":
             values[key] = default
             continue
-        if not raw.isdigit():
-            raise ValidationError(f"{key} must be a non-negative integer")
+        # ASCII digits only (str.isdigit also takes '²'), and within SQL's 64-bit integers.
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > INT64_MAX:
+            raise ValidationError(f"{key} must be a non-negative integer (at most {INT64_MAX})")
         values[key] = int(raw)
     return min(values["limit"], max_limit), values["offset"]

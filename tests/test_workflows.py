@@ -70,7 +70,8 @@ async def test_list_pagination(api):
     assert status == 200 and body["workflows"] == [] and body["total"] == 5
     status, body = await api.get("/api/workflows?limit=100000")
     assert status == 200 and body["limit"] == 500
-    for bad in ("limit=-1", "limit=abc", "offset=-3", "offset=1.5", "limit=1e3"):
+    for bad in ("limit=-1", "limit=abc", "offset=-3", "offset=1.5", "limit=1e3",
+                "offset=9223372036854775808", "limit=%C2%B2", "offset=%D9%A3"):
         status, body = await api.get(f"/api/workflows?{bad}")
         assert status == 400 and set(body) == {"error"}, bad
 
