@@ -71,12 +71,13 @@ SSE_EVENT = {
 
 GRAPH_EXAMPLE = {
     "blocks": [
+        {"id": "hook", "type": "webhook", "config": {}, "position": {"x": 0, "y": 200}},
         {"id": "start", "type": "starter", "position": {"x": 0, "y": 0},
          "config": {"inputs": [{"name": "text", "type": "string", "default": "hello"}]}},
-        {"id": "out", "type": "response", "config": {"data": {"echo": "{{ variables.text }}"}},
+        {"id": "out", "type": "response", "config": {"data": {"variables": "{{ variables }}"}},
          "position": {"x": 300, "y": 0}},
     ],
-    "edges": [{"source": "start", "target": "out"}],
+    "edges": [{"source": "start", "target": "out"}, {"source": "hook", "target": "out"}],
 }
 
 
@@ -188,7 +189,9 @@ OPERATIONS = {
             "Execute": link("executeWorkflow", id="$response.body#/id"),
             "ExecuteStream": link("executeWorkflowStream", id="$response.body#/id"),
             "Deploy": link("deployWorkflow", id="$response.body#/id"),
-            "TriggerWebhook": link("triggerWebhook", webhook_id="$response.body#/blocks/0/config/webhook_id"),
+            "TriggerWebhook": link("triggerWebhook", **{
+                "webhook_id": "$response.body#/blocks/0/config/webhook_id",
+                "header.X-Webhook-Secret": "$response.body#/blocks/0/config/webhook_secret"}),
         })},
         {400: "Invalid graph (VALIDATION_ERROR, with `details`); the previous graph stays",
          404: "No such workflow (WORKFLOW_NOT_FOUND)", 413: "Body over the graph body limit", **STORE},
