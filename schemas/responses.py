@@ -95,7 +95,7 @@ class WorkflowPage(Schema):
     workflows = fields.List(fields.Nested(Workflow), required=True)
     total = fields.Integer(required=True, validate=validate.Range(min=0))
     limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
-    offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
 
 
 class SavedBlock(BlockSchema):
@@ -156,7 +156,7 @@ class ExecutionPage(Schema):
     executions = fields.List(fields.Nested(Execution), required=True)
     total = fields.Integer(required=True, validate=validate.Range(min=0))
     limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
-    offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
 
 
 class LogEntry(Schema):
