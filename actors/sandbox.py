@@ -201,6 +201,16 @@ class SandboxPool:
         """How many jobs hold one of the `concurrency` slots now."""
         return self._slots.busy
 
+    @property
+    def waiting(self):
+        """How many jobs wait for a slot now."""
+        return self._slots.waiting
+
+    @property
+    def slot_waits(self):
+        """How many jobs have had to wait for a slot so far."""
+        return self._slots.waits
+
     def close(self):
         """Kill every process (waiting or running) and wait for the pool's thread."""
         with self._cond:
@@ -482,6 +492,7 @@ class _Slots:
         self._busy = 0
         self._line = deque()  # one Event per waiting job, set when the slot is handed over
         self._lock = threading.Lock()
+        self.waits = 0  # jobs that had to wait for a slot (metrics)
 
     def acquire(self, deadline, cancelled, timeout):
         """Take a slot. Raises BlockTimeout at `deadline`, BlockCancelled once
@@ -492,6 +503,7 @@ class _Slots:
                 return
             turn = threading.Event()
             self._line.append(turn)
+            self.waits += 1
         try:
             while True:
                 wait = WAIT_POLL if deadline is None else min(WAIT_POLL, deadline - time.monotonic())
@@ -513,6 +525,10 @@ class _Slots:
     @property
     def busy(self):
         return min(self._busy, self.count)
+
+    @property
+    def waiting(self):
+        return len(self._line)
 
     def release(self):
         with self._lock:
