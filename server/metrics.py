@@ -123,8 +123,14 @@ class _Polled:
                                 value=self.sandbox.idle_count())
         yield GaugeMetricFamily(PREFIX + "sandbox_pool_target", "Warm code processes the pool keeps",
                                 value=self.sandbox.size)
-        yield CounterMetricFamily(PREFIX + "sandbox_waits", "Code blocks that found no warm process "
-                                  "waiting and had to start their own", value=self.sandbox.cold_starts)
+        yield CounterMetricFamily(PREFIX + "sandbox_cold_starts", "Code blocks that found no warm "
+                                  "process waiting and started their own", value=self.sandbox.cold_starts)
+        yield GaugeMetricFamily(PREFIX + "sandbox_running", "Code blocks holding one of the "
+                                "ACTORFLOW_CODE_CONCURRENCY slots", value=self.sandbox.running)
+        yield GaugeMetricFamily(PREFIX + "sandbox_waiting", "Code blocks waiting for a slot now",
+                                value=self.sandbox.waiting)
+        yield CounterMetricFamily(PREFIX + "sandbox_waits", "Code blocks that had to wait for a slot",
+                                  value=self.sandbox.slot_waits)
 
 
 def listen(address, runtime):

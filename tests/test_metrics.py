@@ -152,3 +152,21 @@ async def test_a_separate_metrics_address(api, server):
     assert status == 200 and "actorflow_runs_started_total" in text
     status, _, _ = await _get(f"http://127.0.0.1:{port}/api/workflows")
     assert status == 404
+
+
+@configure(metrics=True, sandbox_pool=0)
+@pytest.mark.gen_test
+async def test_sandbox_numbers(api):
+    before, _ = await scrape(api)
+    wf = await api.workflow([START, {"id": "py", "type": "code", "config": {"code": "return 1"}}],
+                            [edge("start", "py")])
+    status, body = await api.execute(wf)
+    assert status == 200, body
+    page, _ = await scrape(api)
+    # No warm pool: the block started its own process.
+    cold = "actorflow_sandbox_cold_starts_total"
+    assert value(page, cold) - value(before, cold) == 1
+    assert value(page, "actorflow_block_duration_seconds_count", block_type="code", status="completed") == 1
+    assert value(page, "actorflow_sandbox_pool_target") == 0
+    assert value(page, "actorflow_sandbox_running") == 0 and value(page, "actorflow_sandbox_waiting") == 0
+    assert ("actorflow_sandbox_waits_total", frozenset()) in page
