@@ -53,7 +53,7 @@ def run_agent(ctx):
             "tool_calls": [{"id": c["id"], "type": "function",
                             "function": {"name": c["name"], "arguments": c["arguments"] or "{}"}}
                            for c in reply.tool_calls]})
-        for call, step in zip(reply.tool_calls, _run_calls(ctx, tools, reply.tool_calls, stdout)):
+        for call, step in zip(reply.tool_calls, _run_calls(ctx, tools, reply.tool_calls, stdout, rounds)):
             steps.append(step)
             messages.append({"role": "tool", "tool_call_id": call["id"],
                              "content": _for_model(step["result"])})
@@ -100,14 +100,14 @@ def _names(calls):
     return ", ".join(sorted({c["name"] or "?" for c in calls}))
 
 
-def _run_calls(ctx, tools, calls, stdout):
+def _run_calls(ctx, tools, calls, stdout, round_no=1):
     """Run one round's calls; steps in the order the model asked; each emitted when done."""
-    def one(call):
+    def one(call, n=1):
         step = {"tool": call["name"], "arguments": None, "result": None}
         try:
             args = _arguments(call["arguments"])
             step["arguments"] = args
-            step["result"] = _run_tool(ctx, tools, call["name"], args, stdout)
+            step["result"] = _run_tool(ctx, tools, call["name"], args, stdout, f"{round_no}.{n}")
         except (BlockCancelled, BlockTimeout) as exc:
             if _block_is_over(ctx):
                 raise
@@ -128,7 +128,7 @@ def _run_calls(ctx, tools, calls, stdout):
     pool = ThreadPoolExecutor(max_workers=min(len(calls), MAX_PARALLEL_TOOLS),
                               thread_name_prefix=f"agent-{ctx.block_id}")
     try:
-        futures = [pool.submit(one, call) for call in calls]
+        futures = [pool.submit(one, call, n) for n, call in enumerate(calls, start=1)]
         for future in as_completed(futures):
             future.result()   # the first cancellation or timeout stops the round
         return [f.result() for f in futures]
@@ -154,7 +154,7 @@ def _arguments(text):
     return args
 
 
-def _run_tool(ctx, tools, name, args, stdout):
+def _run_tool(ctx, tools, name, args, stdout, call_no="1.1"):
     ctx.check()
     tool = tools.get(name)
     if tool is None:
@@ -164,7 +164,7 @@ def _run_tool(ctx, tools, name, args, stdout):
         return _code_tool(ctx, tool, args, stdout)
     config = render({k: v for k, v in tool.items() if k not in META_KEYS}, _scope(ctx, args))
     if kind == "http":
-        return _http_tool(ctx, config)
+        return _http_tool(ctx, config, call_no)
     return _workflow_tool(ctx, config, args)
 
 
@@ -186,9 +186,10 @@ def _code_tool(ctx, tool, args, stdout):
     return result.value
 
 
-def _http_tool(ctx, config):
+def _http_tool(ctx, config, call_no):
     fail_on_status = config.get("fail_on_status", True)
-    answer = perform(ctx, config)
+    # One key per tool call (round.call): a receiver must not take two different calls for one.
+    answer = perform(ctx, config, idempotency_key=f"{ctx.execution_id}:{ctx.block_id}:{call_no}")
     if fail_on_status is False or fail_on_status == "false":
         return {"status": answer["status"], "body": answer["body"]}
     return answer["body"]

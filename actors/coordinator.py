@@ -60,6 +60,7 @@ class Coordinator(EngineActor):
         self.started = {}
         self.config_of = {}
         self.t0 = time.monotonic()
+        self.attempts_before = {}  # resumed blocks: attempts made before the server stopped
         self.timer = None
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
 
@@ -67,9 +68,20 @@ class Coordinator(EngineActor):
 
     def on_start(self):
         plan = self.plan
+        left = plan.timeout if plan.resume is None else plan.resume.remaining
         self.timer = self.engine.timers.call_later(
-            plan.timeout, self._tell_self,
+            max(0.0, left), self._tell_self,
             Cancel("timeout", f"execution timed out after {plan.timeout:g}s"))
+        if plan.resume is None:
+            ready, skipped = self._begin()
+        else:
+            ready, skipped = self._resume(plan.resume)
+        if not self.over:
+            self._decide(ready, skipped)
+        self._flush()
+
+    def _begin(self):
+        plan = self.plan
         self.ops.append(("run", {
             "id": plan.execution_id, "workflow": plan.workflow_id, "workspace": plan.workspace,
             "status": "running", "trigger": plan.trigger, "variables": plan.variables,
@@ -80,9 +92,41 @@ class Coordinator(EngineActor):
         }))
         self._event({"type": "execution_started", "execution_id": plan.execution_id,
                      "workflow_id": plan.workflow_id})
-        ready, skipped = dag.start(self.state, plan.entries)
-        self._decide(ready, skipped)
-        self._flush()
+        return dag.start(self.state, plan.entries)
+
+    def _resume(self, resume):
+        """Go on from the stored logs (the run's server stopped): the same run, the same numbers."""
+        restored = dag.restore(self.graph, resume.logs)
+        self.state = restored.state
+        self.seq, self.log_seq = resume.seq, resume.log_seq
+        self.t0 = time.monotonic() - resume.elapsed
+        tried = {row["block_id"]: row["attempts"] or 0 for row in resume.logs}
+        # The stopped attempt counts: the block ran at least once more than its log says.
+        self.attempts_before = {b: tried.get(b, 0) + 1 for b in restored.restart}
+        self._event({"type": "execution_resumed", "execution_id": self.plan.execution_id,
+                     "workflow_id": self.plan.workflow_id, "block_ids": list(restored.restart)})
+        if restored.failed is not None:
+            self._end("failed", f"block '{restored.failed}' failed", block_id=restored.failed)
+        elif resume.remaining <= 0:
+            self._end("timeout", f"execution timed out after {self.plan.timeout:g}s",
+                      code="EXECUTION_TIMEOUT")
+        else:
+            refused = [b for b in restored.restart
+                       if self.graph.blocks[b].get("config", {}).get("on_resume") == "fail"]
+            if refused:
+                self._refuse_resume(refused[0])
+        return list(restored.restart) + list(restored.ready), list(restored.skipped)
+
+    def _refuse_resume(self, block_id):
+        error = "the server stopped while this block was running, and it has on_resume: fail"
+        block = self.graph.blocks[block_id]
+        self.ops.append(("log_update", self.plan.execution_id, block_id, {
+            "status": "failed", "error": error, "finished_at": utcnow(), "resumed": True,
+            "attempts": self.attempts_before[block_id]}))
+        self._event({"type": "block_failed", "block_id": block_id, "block_type": block["type"],
+                     "error": error, "duration_ms": 0})
+        dag.finished(self.state, block_id, dag.FAILED)
+        self._end("failed", f"block '{block_id}' failed: {error}", block_id=block_id)
 
     def on_receive(self, message):
         if self.over:
@@ -138,24 +182,33 @@ class Coordinator(EngineActor):
             return
         block = self.graph.blocks[block_id]
         block_type = self.engine.registry[block["type"]]
-        self.log_seq += 1
+        before = self.attempts_before.get(block_id, 0)
         self.started[block_id] = time.monotonic()
-        row = _log_row(self.plan.execution_id, self.log_seq, block, "running")
-        row["started_at"] = utcnow()
+        if before:
+            # Started again after a stop: its log row exists; it says so and counts on.
+            row = {"status": "running", "started_at": utcnow(), "finished_at": None,
+                   "duration_ms": None, "error": None, "attempts": before, "resumed": True}
+        else:
+            self.log_seq += 1
+            row = _log_row(self.plan.execution_id, self.log_seq, block, "running")
+            row["started_at"] = utcnow()
+        started = {"type": "block_started", "block_id": block_id, "block_type": block["type"]}
+        if before:
+            started["resumed"] = True
         try:
             config = render(block["config"], self._scope(block_id), skip_keys=block_type.raw_keys)
             timeout, retries, delay = _limits(config)
         except BlockError as exc:
             row["input"] = {k: v for k, v in block["config"].items() if k not in block_type.secret_keys}
-            self.ops.append(("log", row))
-            self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})
+            self._log_started(block_id, row, before)
+            self._event(started)
             self._block_done(BlockDone(block_id, False, None, exc.message, 0, None))
             return
         row["input"] = {k: v for k, v in config.items() if k not in block_type.secret_keys} \
             if block_type.secret_keys else config
         self.config_of[block_id] = config
-        self.ops.append(("log", row))
-        self._event({"type": "block_started", "block_id": block_id, "block_type": block["type"]})
+        self._log_started(block_id, row, before)
+        self._event(started)
         cancelled = threading.Event()
         self.cancel_events[block_id] = cancelled
         ref = BlockActor.start(self.actor_ref, block_type, self.engine.services, self.engine.settings,
@@ -165,8 +218,14 @@ class Coordinator(EngineActor):
             block_id=block_id, block_type=block["type"], config=config,
             inputs=self._inputs(block_id) if block_type.uses_inputs else {},
             variables=self.plan.variables,
-            trigger=self.plan.trigger_payload, timeout=timeout, retries=retries,
+            trigger=self.plan.trigger_payload, timeout=timeout, retries=max(0, retries - before),
             retry_delay=delay, cancelled=cancelled))
+
+    def _log_started(self, block_id, row, resumed):
+        if resumed:
+            self.ops.append(("log_update", self.plan.execution_id, block_id, row))
+        else:
+            self.ops.append(("log", row))
 
     def _block_done(self, msg: BlockDone):
         if self.state.status.get(msg.block_id) != dag.RUNNING:
@@ -175,8 +234,8 @@ class Coordinator(EngineActor):
         self.cancel_events.pop(msg.block_id, None)
         block = self.graph.blocks[msg.block_id]
         took = _ms(time.monotonic() - self.started.get(msg.block_id, time.monotonic()))
-        fields = {"finished_at": utcnow(), "duration_ms": took, "attempts": msg.attempts,
-                  "stdout": msg.stdout}
+        fields = {"finished_at": utcnow(), "duration_ms": took, "stdout": msg.stdout,
+                  "attempts": msg.attempts + self.attempts_before.get(msg.block_id, 0)}
         if msg.ok:
             fields.update(status="completed", output=msg.output)
             self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))

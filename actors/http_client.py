@@ -38,6 +38,7 @@ REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_TIMEOUT = 60.0      # seconds, when neither the block's timeout nor the run's bounds it
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = "Actorflow/0.1 (http block)"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 WATCH_POLL = 0.2            # how soon a guard's watcher notices the call is over
 
 _local = threading.local()
@@ -205,9 +206,15 @@ def call(ctx):
     return perform(ctx, ctx.config)
 
 
-def perform(ctx, config, max_bytes=MAX_RESPONSE_BYTES):
-    """One request as an http config describes it. Output {status, headers, body}."""
+def perform(ctx, config, max_bytes=MAX_RESPONSE_BYTES, idempotency_key=None):
+    """One request as an http config describes it. Output {status, headers, body}.
+
+    It carries `Idempotency-Key` (default `<execution_id>:<block_id>`, the same on
+    every retry and after a resume) unless the config sets that header itself.
+    """
     method, url, headers, content, timeout, fail_on_status = _request_parts(ctx, config)
+    if ctx.execution_id and not any(k.lower() == IDEMPOTENCY_HEADER.lower() for k in headers):
+        headers[IDEMPOTENCY_HEADER] = idempotency_key or f"{ctx.execution_id}:{ctx.block_id}"
     status, answer_headers, body = request(ctx, method, url, headers, content, timeout, max_bytes)
     if fail_on_status and not 200 <= status < 300:
         raise BlockError(f"HTTP {status} from {method} {safe_url(url)}{_snippet(body)}")

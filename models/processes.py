@@ -4,8 +4,11 @@ import datetime
 import os
 import socket
 
+import peewee
+
 from .base import utcnow
-from .execution import BlockLog, Execution, ProcessRow
+from .execution import BlockLog, Execution, ExecutionEvent, ProcessRow
+from .workflow import graph_of_version
 
 STOPPED = "server stopped before the run finished"
 
@@ -56,14 +59,77 @@ def resolve_orphans(me: str, stale_after: float) -> int:
     dead = dead_owners(me, stale_after)
     if not dead:
         return 0
-    now = utcnow()
     ids = [i for (i,) in Execution.select(Execution.id)
            .where((Execution.status == "running") & Execution.owner.in_(list(dead))).tuples()]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        (BlockLog.update(status="cancelled", error=STOPPED, finished_at=now)
-         .where(BlockLog.execution.in_(chunk) & (BlockLog.status == "running")).execute())
-        (Execution.update(status="failed", error=STOPPED, finished_at=now)
-         .where(Execution.id.in_(chunk) & (Execution.status == "running")).execute())
+    fail_runs(ids)
     ProcessRow.delete().where(ProcessRow.id.in_(list(dead))).execute()
     return len(ids)
+
+
+def fail_runs(ids, error=STOPPED):
+    """Mark these runs failed and their running block logs cancelled."""
+    now = utcnow()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        (BlockLog.update(status="cancelled", error=error, finished_at=now)
+         .where(BlockLog.execution.in_(chunk) & (BlockLog.status == "running")).execute())
+        (Execution.update(status="failed", error=error, finished_at=now)
+         .where(Execution.id.in_(chunk) & (Execution.status == "running")).execute())
+
+
+def claim(execution_id: str, me: str, dead_owner: str) -> bool:
+    """Take over a run of a dead owner. One conditional UPDATE: exactly one process wins."""
+    return (Execution.update(owner=me)
+            .where((Execution.id == execution_id) & (Execution.owner == dead_owner)
+                   & (Execution.status == "running")).execute()) == 1
+
+
+def claim_orphans(me: str, stale_after: float, limit: int = 1000) -> list:
+    """Claim the running runs of dead owners; return what each needs to go on (see resume_data).
+
+    Runs that cannot go on (stored before snapshots, or their graph is gone)
+    are marked failed instead. A dead owner's row goes once none of its runs is left.
+    """
+    dead = dead_owners(me, stale_after)
+    if not dead:
+        return []
+    orphans = list(Execution.select(Execution.id, Execution.owner)
+                   .where((Execution.status == "running") & Execution.owner.in_(list(dead)))
+                   .order_by(Execution.pk).limit(limit).tuples())
+    claimed, hopeless = [], []
+    for execution_id, owner in orphans:
+        if not claim(execution_id, me, owner):
+            continue  # another process was faster
+        data = resume_data(execution_id)
+        if data is None:
+            hopeless.append(execution_id)
+        else:
+            claimed.append(data)
+    fail_runs(hopeless)
+    left = {o for (o,) in Execution.select(Execution.owner)
+            .where((Execution.status == "running") & Execution.owner.in_(list(dead))).distinct().tuples()}
+    ProcessRow.delete().where(ProcessRow.id.in_(list(dead - left))).execute()
+    return claimed
+
+
+def resume_data(execution_id: str):
+    """Plain data to continue a run: its row, block logs, counters and graph; None if it cannot."""
+    row = Execution.get(Execution.id == execution_id)
+    if row.graph_version is None or row.timeout is None:
+        return None
+    graph = graph_of_version(row.workflow, row.graph_version)
+    if graph is None:
+        return None
+    logs = [{"block_id": b, "status": s, "output": o, "attempts": a}
+            for b, s, o, a in BlockLog.select(BlockLog.block_id, BlockLog.status, BlockLog.output,
+                                              BlockLog.attempts)
+            .where(BlockLog.execution == execution_id).order_by(BlockLog.seq).tuples()]
+    last_log = (BlockLog.select(peewee.fn.MAX(BlockLog.seq))
+                .where(BlockLog.execution == execution_id).scalar()) or 0
+    last_event = (ExecutionEvent.select(peewee.fn.MAX(ExecutionEvent.seq))
+                  .where(ExecutionEvent.execution == execution_id).scalar()) or 0
+    run = {"id": row.id, "workflow": row.workflow, "workspace": row.workspace,
+           "trigger": row.trigger, "variables": row.variables, "trigger_payload": row.trigger_payload,
+           "started_at": row.started_at, "timeout": row.timeout, "graph_version": row.graph_version}
+    return {"run": run, "logs": logs, "seq": last_event, "log_seq": last_log,
+            "blocks": graph[0], "edges": graph[1]}

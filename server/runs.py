@@ -35,6 +35,7 @@ class LiveRun:
         self.finished = loop.create_future()  # resolved with the result at the end
         self.dropped_chunks = False
         self.had_chunks = False
+        self.first_seq = 1        # a resumed run's buffer begins after its stored events
 
     @property
     def over(self):
@@ -76,6 +77,8 @@ class Runs:
         """Start the run's coordinator. Call on the loop."""
         ref = Coordinator.start(plan, self.engine)
         run = LiveRun(plan.execution_id, plan.workflow_id, ref)
+        if plan.resume is not None:
+            run.first_seq = plan.resume.seq + 1
         self.live[plan.execution_id] = run
         if self.observer is not None:
             self.observer.run_started(run, plan.trigger)

@@ -18,6 +18,7 @@ from models.db import migrate, open_database
 from .auth import AuthCache
 from .bridge import Bridge
 from .ratelimit import FailureLimiter
+from .resume import Recovery
 from .execution_start import GraphCache
 from .runs import Runs
 from .scheduler import Scheduler
@@ -38,9 +39,9 @@ class Runtime:
         migrate()
         self.owner = new_id()
         processes.register(self.owner)
-        recovered = processes.resolve_orphans(self.owner, self._stale_after())
-        if recovered:
-            log.warning("marked %d runs of stopped servers as failed", recovered)
+        self.recovery = Recovery(self)
+        # Runs of servers that stopped before this one started: claimed now, started once we listen.
+        self._orphans = self.recovery.at_start()
         self.bridge = Bridge(io_loop)
         self.writer = Writer(self.db, self.bridge)
         self.writer.start()
@@ -74,6 +75,8 @@ class Runtime:
         """Tell the engine where this server listens (once, after binding): http blocks may not call it."""
         own = [sock.getsockname()[:2] for sock in sockets]
         self.services["netpolicy"] = self.services["netpolicy"].listening_on(own)
+        orphans, self._orphans = self._orphans, []
+        self.recovery.start(orphans)
 
     def _start_metrics(self):
         from . import metrics
@@ -83,13 +86,13 @@ class Runtime:
         if self.settings.metrics_address:
             self.metrics_server = metrics.listen(self.settings.metrics_address, self)
 
-    def _stale_after(self):
+    def stale_after(self):
         return max(3 * self.settings.heartbeat_interval, 15.0)
 
     def _heartbeat(self):
         # On the timer thread: queue the writes, schedule the next beat.
         self.writer.submit(processes.heartbeat, (self.owner,))
-        self.writer.submit(processes.resolve_orphans, (self.owner, self._stale_after()))
+        self.recovery.check()
         self._beat = self.timers.call_later(self.settings.heartbeat_interval, self._heartbeat)
 
     def requests_started(self):

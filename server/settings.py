@@ -53,6 +53,7 @@ class Settings:
     http_deny: tuple = ()           # networks they may not
     http_per_workspace: int = 50    # outgoing http connections at once, per workspace (0: no limit)
     http_per_run: int = 10          # ... and per run
+    resume: bool = True     # runs of a stopped server go on (false: they are marked failed)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -119,6 +120,7 @@ _FIELDS = {
     "http_deny": ("ACTORFLOW_HTTP_DENY", cidrs),
     "http_per_workspace": ("ACTORFLOW_HTTP_PER_WORKSPACE", count),
     "http_per_run": ("ACTORFLOW_HTTP_PER_RUN", count),
+    "resume": ("ACTORFLOW_RESUME", flag),
 }
 
 

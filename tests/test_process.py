@@ -176,7 +176,7 @@ def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
     assert rows == {quick: "completed", stuck: "failed"}
 
 
-def test_kill_9_then_restart_resolves_the_run(tmp_path):
+def test_kill_9_then_restart_without_resume_fails_the_run(tmp_path):
     import time
     key = "k" * 20
     url = db_url(tmp_path)
@@ -201,7 +201,8 @@ def test_kill_9_then_restart_resolves_the_run(tmp_path):
     assert listed["executions"][0]["status"] == "running"
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
-    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key})
+    # ACTORFLOW_RESUME=false keeps the first release's behaviour (tests/test_durable.py resumes).
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_RESUME": "false"})
     try:
         status, row = http(server.url + f"/api/workflows/{wf}/executions/{eid}", key=key)
         assert row["status"] == "failed" and row["error"] == "server stopped before the run finished"

@@ -1,6 +1,6 @@
 """Small config checks shared by the block types. Each returns (key, message) pairs."""
 
-COMMON_KEYS = ("timeout", "retries", "retry_delay", "continue_on_error")
+COMMON_KEYS = ("timeout", "retries", "retry_delay", "continue_on_error", "on_resume")
 
 
 def is_template(value):
@@ -27,6 +27,9 @@ def common(config):
     coe = config.get("continue_on_error")
     if coe is not None and not isinstance(coe, bool):
         problems.append(("continue_on_error", "continue_on_error must be true or false"))
+    on_resume = config.get("on_resume")
+    if on_resume is not None and on_resume not in ("run", "fail"):
+        problems.append(("on_resume", 'on_resume must be "run" (the default) or "fail"'))
     return problems
 
 

@@ -93,8 +93,9 @@ class ReattachHandler(_StreamHandler):
         wf = wf_model.get_workflow(self.workspace, workflow_id)
         after = self.last_event_id()
         run = self.runtime.runs.get(execution_id)
-        if run is not None and run.workflow_id == wf.id:
+        if run is not None and run.workflow_id == wf.id and after + 1 >= run.first_seq:
             # Live, or ended within the chunk retention: replay and subscribe in one step.
+            # (A resumed run's earlier events are only on disk: read those first, below.)
             self.open_stream().follow(run, after)
         else:
             row = ex_model.get_execution(wf.id, execution_id)

@@ -1,0 +1,229 @@
+"""Runs of several shapes in flight when a server is killed: start them, watch them, check them.
+
+Shared by tests/test_durable.py (a dozen runs) and bench/crash_resume.py (50).
+Blocking code (threads, urllib, http.client): the servers are real processes.
+"""
+
+import collections
+import http.client as httpclient
+import json
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from tests.processes import wait_until
+
+NAP = 4.0        # seconds a sleeping code block sleeps
+HTTP_NAP = 3.0   # seconds the slow local server takes to answer
+
+
+def http(base, method, path, body=None, key=None, headers=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def code(body, **extra):
+    return {"type": "code", "config": dict(code=body, **extra)}
+
+
+def block(block_id, spec):
+    return dict(spec, id=block_id)
+
+
+def edge(source, target, handle=None):
+    e = {"source": source, "target": target}
+    if handle:
+        e["source_handle"] = handle
+    return e
+
+
+START = {"id": "start", "type": "starter"}
+SLEEP = f"import time\ntime.sleep({NAP})\n"
+
+
+def shapes(slow_url):
+    """name -> (graph, expected output for variable n, the block that is slow)."""
+    return {
+        "chain": ({
+            "blocks": [START, block("double", code("return variables['n'] * 2")),
+                       block("nap", code(SLEEP + "return inputs['double'] + 1")),
+                       {"id": "out", "type": "response", "config": {"data": {"v": "{{ nap }}"}}}],
+            "edges": [edge("start", "double"), edge("double", "nap"), edge("nap", "out")]},
+            lambda n: {"v": 2 * n + 1}, "nap"),
+        "fanjoin": ({
+            "blocks": [START, block("a", code("return variables['n'] + 1")),
+                       block("b", code(SLEEP + "return variables['n'] + 2")),
+                       block("c", code("import time\ntime.sleep(0.3)\nreturn variables['n'] + 3")),
+                       block("join", code("return inputs['a'] + inputs['b'] + inputs['c']")),
+                       {"id": "out", "type": "response", "config": {"data": {"sum": "{{ join }}"}}}],
+            "edges": [edge("start", "a"), edge("start", "b"), edge("start", "c"),
+                      edge("a", "join"), edge("b", "join"), edge("c", "join"), edge("join", "out")]},
+            lambda n: {"sum": 3 * n + 6}, "b"),
+        "branch": ({
+            "blocks": [START, {"id": "check", "type": "condition", "config": {"conditions": [
+                           {"id": "big", "expression": "variables.n > 5"}]}},
+                       block("big", code(SLEEP + "return 'big'")),
+                       block("small", code(SLEEP + "return 'small'")),
+                       {"id": "out_big", "type": "response", "config": {"data": {"b": "{{ big }}"}}},
+                       {"id": "out_small", "type": "response", "config": {"data": {"b": "{{ small }}"}}}],
+            "edges": [edge("start", "check"), edge("check", "big", "big"), edge("check", "small", "else"),
+                      edge("big", "out_big"), edge("small", "out_small")]},
+            lambda n: {"b": "big" if n > 5 else "small"}, ("big", "small")),
+        "http": ({
+            "blocks": [START, {"id": "call", "type": "http", "config": {
+                           "method": "POST", "url": f"{slow_url}/slow/{HTTP_NAP}",
+                           "body": {"n": "{{ variables.n }}"}}},
+                       {"id": "out", "type": "response", "config": {"data": {"got": "{{ call.body.json.n }}"}}}],
+            "edges": [edge("start", "call"), edge("call", "out")]},
+            lambda n: {"got": n}, "call"),
+    }
+
+
+def make_workflows(base, key, slow_url):
+    """Save one workflow per shape; name -> (workflow id, expected fn, slow block)."""
+    made = {}
+    for name, (graph, expected, slow) in shapes(slow_url).items():
+        status, wf = http(base, "POST", "/api/workflows", {"name": name}, key)
+        assert status == 201, wf
+        status, body = http(base, "PUT", f"/api/workflows/{wf['id']}/graph", graph, key)
+        assert status == 200, body
+        made[name] = (wf["id"], expected, slow)
+    return made
+
+
+class Watched:
+    """One run started with /execute/stream; its events as the client saw them."""
+
+    def __init__(self, base, key, workflow_id, variables, expected, slow, timeout=None):
+        self.workflow_id = workflow_id
+        self.expected = expected
+        self.slow = slow if isinstance(slow, tuple) else (slow,)
+        self.events = []                 # (id, event)
+        self.execution_id = None
+        body = {"variables": variables}
+        if timeout is not None:
+            body["timeout"] = timeout
+        self.thread = threading.Thread(
+            target=self._read, args=(base, "POST", f"/api/workflows/{workflow_id}/execute/stream",
+                                      body, key, None), daemon=True)
+        self.thread.start()
+
+    def slow_started(self):
+        return any(e["type"] == "block_started" and e["block_id"] in self.slow for _, e in self.events)
+
+    def last_id(self):
+        return self.events[-1][0] if self.events else 0
+
+    def reattach(self, base, key):
+        """Follow the run again from the last event seen (Last-Event-ID), to its end."""
+        path = f"/api/workflows/{self.workflow_id}/executions/{self.execution_id}/stream"
+        self._read(base, "GET", path, None, key, {"Last-Event-ID": str(self.last_id())})
+
+    def _read(self, base, method, path, body, key, headers):
+        parts = urllib.parse.urlsplit(base)
+        conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            hdrs = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+            if data is not None:
+                hdrs["Content-Type"] = "application/json"
+            hdrs.update(headers or {})
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            seq = None
+            for raw in resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("id: "):
+                    seq = int(line[4:])
+                elif line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    self.events.append((seq, event))
+                    if event["type"] == "execution_started":
+                        self.execution_id = event["execution_id"]
+                    if event["type"] in ("execution_completed", "error"):
+                        return
+        except (OSError, httpclient.HTTPException):
+            pass  # the server was killed under us
+        finally:
+            conn.close()
+
+
+def start_load(base, key, workflows, count):
+    """`count` runs, the shapes in turn, each with its own n; returns [Watched]."""
+    names = sorted(workflows)
+    runs = []
+    for i in range(count):
+        wf_id, expected, slow = workflows[names[i % len(names)]]
+        n = i % 11
+        runs.append(Watched(base, key, wf_id, {"n": n}, expected(n), slow))
+    return runs
+
+
+def stored(db_path, sql, args=()):
+    db = sqlite3.connect(str(db_path), timeout=30)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def finished_blocks(db_path, execution_ids):
+    """(execution, block) -> (status, finished_at, attempts) of every block that had ended."""
+    marks = ",".join("?" * len(execution_ids))
+    rows = stored(db_path, f"SELECT execution, block_id, status, finished_at, attempts FROM block_log "
+                           f"WHERE execution IN ({marks}) AND status IN ('completed', 'skipped')",
+                  list(execution_ids))
+    return {(e, b): (s, f, a) for e, b, s, f, a in rows}
+
+
+def wait_all_over(base, key, runs, timeout=180):
+    """Poll until every run has ended; returns {execution id: execution}."""
+    rows = {}
+
+    def over():
+        for run in runs:
+            if run.execution_id in rows:
+                continue
+            status, row = http(base, "GET", f"/api/workflows/{run.workflow_id}/executions/{run.execution_id}",
+                               key=key)
+            if status == 200 and row["status"] != "running":
+                rows[run.execution_id] = row
+        return len(rows) == len(runs)
+
+    assert wait_until(over, timeout=timeout, interval=0.25), \
+        f"{len(runs) - len(rows)} runs still running"
+    return rows
+
+
+def check_streams(runs):
+    """Each run's events, before and after the restart: ids 1..N once each, in order, one seam."""
+    problems = []
+    for run in runs:
+        ids = [i for i, _ in run.events]
+        types = [e["type"] for _, e in run.events]
+        if ids != list(range(1, len(ids) + 1)):
+            problems.append((run.execution_id, "ids", ids))
+        if types[0] != "execution_started" or types[-1] != "execution_completed":
+            problems.append((run.execution_id, "ends", types))
+        if types.count("execution_started") != 1:
+            problems.append((run.execution_id, "started", types))
+    return problems
+
+
+def idempotency_keys(echo):
+    return collections.Counter(r["headers"].get("idempotency-key") for r in list(echo.requests))
+
