@@ -9,7 +9,6 @@ import http.client as httpclient
 import json
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -56,40 +55,41 @@ SLEEP = f"import time\ntime.sleep({NAP})\n"
 
 def shapes(slow_url):
     """name -> (graph, expected output for variable n, the block that is slow)."""
+    chain = [START, block("double", code("return variables['n'] * 2")),
+             block("nap", code(SLEEP + "return inputs['double'] + 1")),
+             respond("out", {"v": "{{ nap }}"})]
+    fanjoin = [START, block("a", code("return variables['n'] + 1")),
+               block("b", code(SLEEP + "return variables['n'] + 2")),
+               block("c", code("import time\ntime.sleep(0.3)\nreturn variables['n'] + 3")),
+               block("join", code("return inputs['a'] + inputs['b'] + inputs['c']")),
+               respond("out", {"sum": "{{ join }}"})]
+    branch = [START, {"id": "check", "type": "condition",
+                      "config": {"conditions": [{"id": "big", "expression": "variables.n > 5"}]}},
+              block("big", code(SLEEP + "return 'big'")), block("small", code(SLEEP + "return 'small'")),
+              respond("out_big", {"b": "{{ big }}"}), respond("out_small", {"b": "{{ small }}"})]
+    call = [START, {"id": "call", "type": "http",
+                    "config": {"method": "POST", "url": f"{slow_url}/slow/{HTTP_NAP}",
+                               "body": {"n": "{{ variables.n }}"}}},
+            respond("out", {"got": "{{ call.body.json.n }}"})]
     return {
-        "chain": ({
-            "blocks": [START, block("double", code("return variables['n'] * 2")),
-                       block("nap", code(SLEEP + "return inputs['double'] + 1")),
-                       {"id": "out", "type": "response", "config": {"data": {"v": "{{ nap }}"}}}],
-            "edges": [edge("start", "double"), edge("double", "nap"), edge("nap", "out")]},
-            lambda n: {"v": 2 * n + 1}, "nap"),
-        "fanjoin": ({
-            "blocks": [START, block("a", code("return variables['n'] + 1")),
-                       block("b", code(SLEEP + "return variables['n'] + 2")),
-                       block("c", code("import time\ntime.sleep(0.3)\nreturn variables['n'] + 3")),
-                       block("join", code("return inputs['a'] + inputs['b'] + inputs['c']")),
-                       {"id": "out", "type": "response", "config": {"data": {"sum": "{{ join }}"}}}],
-            "edges": [edge("start", "a"), edge("start", "b"), edge("start", "c"),
-                      edge("a", "join"), edge("b", "join"), edge("c", "join"), edge("join", "out")]},
-            lambda n: {"sum": 3 * n + 6}, "b"),
-        "branch": ({
-            "blocks": [START, {"id": "check", "type": "condition", "config": {"conditions": [
-                           {"id": "big", "expression": "variables.n > 5"}]}},
-                       block("big", code(SLEEP + "return 'big'")),
-                       block("small", code(SLEEP + "return 'small'")),
-                       {"id": "out_big", "type": "response", "config": {"data": {"b": "{{ big }}"}}},
-                       {"id": "out_small", "type": "response", "config": {"data": {"b": "{{ small }}"}}}],
-            "edges": [edge("start", "check"), edge("check", "big", "big"), edge("check", "small", "else"),
-                      edge("big", "out_big"), edge("small", "out_small")]},
-            lambda n: {"b": "big" if n > 5 else "small"}, ("big", "small")),
-        "http": ({
-            "blocks": [START, {"id": "call", "type": "http", "config": {
-                           "method": "POST", "url": f"{slow_url}/slow/{HTTP_NAP}",
-                           "body": {"n": "{{ variables.n }}"}}},
-                       {"id": "out", "type": "response", "config": {"data": {"got": "{{ call.body.json.n }}"}}}],
-            "edges": [edge("start", "call"), edge("call", "out")]},
-            lambda n: {"got": n}, "call"),
+        "chain": (graph(chain, [("start", "double"), ("double", "nap"), ("nap", "out")]),
+                  lambda n: {"v": 2 * n + 1}, "nap"),
+        "fanjoin": (graph(fanjoin, [("start", "a"), ("start", "b"), ("start", "c"), ("a", "join"),
+                                    ("b", "join"), ("c", "join"), ("join", "out")]),
+                    lambda n: {"sum": 3 * n + 6}, "b"),
+        "branch": (graph(branch, [("start", "check"), ("check", "big", "big"), ("check", "small", "else"),
+                                  ("big", "out_big"), ("small", "out_small")]),
+                   lambda n: {"b": "big" if n > 5 else "small"}, ("big", "small")),
+        "http": (graph(call, [("start", "call"), ("call", "out")]), lambda n: {"got": n}, "call"),
     }
+
+
+def respond(block_id, data):
+    return {"id": block_id, "type": "response", "config": {"data": data}}
+
+
+def graph(blocks, edges):
+    return {"blocks": blocks, "edges": [edge(*e) for e in edges]}
 
 
 def make_workflows(base, key, slow_url):
@@ -116,9 +116,9 @@ class Watched:
         body = {"variables": variables}
         if timeout is not None:
             body["timeout"] = timeout
-        self.thread = threading.Thread(
-            target=self._read, args=(base, "POST", f"/api/workflows/{workflow_id}/execute/stream",
-                                      body, key, None), daemon=True)
+        path = f"/api/workflows/{workflow_id}/execute/stream"
+        self.thread = threading.Thread(target=self._read, args=(base, "POST", path, body, key, None),
+                                       daemon=True)
         self.thread.start()
 
     def slow_started(self):
@@ -209,6 +209,41 @@ def wait_all_over(base, key, runs, timeout=180):
     return rows
 
 
+def check_runs(base, key, db_path, runs, rows, before, echo, cut):
+    """Every way a resumed load can go wrong, as a list of problems (empty: all good).
+
+    `cut`: ids of the runs still running at the kill. Returns (problems, how
+    many blocks were started again).
+    """
+    problems, resumed = [], 0
+    for run in runs:
+        row = rows[run.execution_id]
+        if row["status"] != "completed" or row["output"] != run.expected:
+            problems.append((run.execution_id, "result", row["status"], row.get("output"), run.expected))
+        status, logs = http(base, "GET", f"/api/workflows/{run.workflow_id}/executions/"
+                                         f"{run.execution_id}/logs", key=key)
+        for entry in logs["logs"]:
+            mark = before.get((run.execution_id, entry["block_id"]))
+            if mark is not None:
+                if entry.get("resumed") or entry["status"] != mark[0] or entry["attempts"] != mark[2]:
+                    problems.append((run.execution_id, "finished block ran again", entry))
+            elif entry.get("resumed"):
+                resumed += 1
+                if entry["attempts"] < 2 or entry["status"] != "completed":
+                    problems.append((run.execution_id, "resumed block", entry))
+        after = finished_blocks(db_path, [run.execution_id])
+        if any(after[k] != v for k, v in before.items() if k[0] == run.execution_id):
+            problems.append((run.execution_id, "finished block changed"))
+        seams = [e for _, e in run.events if e["type"] == "execution_resumed"]
+        if len(seams) != (run.execution_id in cut):
+            problems.append((run.execution_id, "seams", len(seams)))
+    keys = idempotency_keys(echo)
+    http_runs = {f"{r.execution_id}:call" for r in runs if r.slow == ("call",)}
+    if set(keys) != http_runs or (keys and max(keys.values()) > 2):
+        problems.append(("idempotency keys", dict(keys)))
+    return problems + check_streams(runs), resumed
+
+
 def check_streams(runs):
     """Each run's events, before and after the restart: ids 1..N once each, in order, one seam."""
     problems = []
@@ -226,4 +261,3 @@ def check_streams(runs):
 
 def idempotency_keys(echo):
     return collections.Counter(r["headers"].get("idempotency-key") for r in list(echo.requests))
-
