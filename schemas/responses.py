@@ -103,6 +103,7 @@ class SavedBlock(BlockSchema):
         unknown = "raise"
 
     webhook_url = fields.String(metadata={"description": "webhook blocks only"})
+    next_fires = fields.List(fields.DateTime(), metadata={"description": "schedule blocks only: next due times"})
 
 
 class SavedEdge(EdgeSchema):

@@ -96,3 +96,33 @@ async def test_served_without_a_key_with_a_docs_page(api):
         assert status == 200 and len(response.body) > 100
     status, body = await api.get("/api/docs/..%2Fsettings.py", key=None)
     assert status == 404 and "error" in body
+
+
+@pytest.mark.gen_test
+async def test_a_saved_graph_answer_matches_its_schema(api):
+    """The document's own example graph, saved and read back, validates against the document."""
+    import jsonschema
+    from server.openapi import GRAPH_EXAMPLE
+    doc = document()
+
+    def check(body, ref):
+        schema = {"$ref": ref, "components": doc["components"]}
+        jsonschema.Draft202012Validator(schema).validate(body)
+
+    graph = dict(GRAPH_EXAMPLE)
+    graph["blocks"] = graph["blocks"] + [{"id": "tick", "type": "schedule", "config": {"cron": "0 * * * *"}}]
+    status, wf = await api.post("/api/workflows", {"name": "doc"})
+    check(wf, "#/components/schemas/Workflow")
+    status, saved = await api.put(f"/api/workflows/{wf['id']}/graph", graph)
+    assert status == 200, saved
+    check(saved, "#/components/schemas/WorkflowWithGraph")
+    status, got = await api.get(f"/api/workflows/{wf['id']}")
+    check(got, "#/components/schemas/WorkflowWithGraph")
+    assert any("next_fires" in b for b in got["blocks"]) and any("webhook_url" in b for b in got["blocks"])
+    status, ran = await api.execute(wf["id"])
+    assert status == 200, ran
+    check(ran, "#/components/schemas/ExecuteResult")
+    status, logs = await api.get(f"/api/workflows/{wf['id']}/executions/{ran['execution_id']}/logs")
+    check(logs, "#/components/schemas/Logs")
+    status, page = await api.get(f"/api/workflows/{wf['id']}/executions")
+    check(page, "#/components/schemas/ExecutionPage")
