@@ -128,3 +128,16 @@ export function flash(message, kind) {
 export function add(el, ...children) {
   return fill(el, {}, children);
 }
+
+/** Fill a pager <nav>: back, "first–last of total", forward; go(newOffset) loads a page. */
+export function pager(nav, offset, size, total, go, [back, forward] = ["← Previous", "Next →"]) {
+  clear(nav);
+  const first = total ? offset + 1 : 0, last = Math.min(total, offset + size);
+  nav.append(
+    h("button", {type: "button", class: "quiet", text: back, disabled: offset === 0,
+                 onclick: () => go(Math.max(0, offset - size))}),
+    h("span", {class: "muted", text: `${first}–${last} of ${total}`}),
+    h("button", {type: "button", class: "quiet", text: forward, disabled: last >= total,
+                 onclick: () => go(offset + size)}),
+  );
+}

@@ -1,9 +1,9 @@
 // A workflow's page: the graph to look at and edit, a block's config, Run, and Deploy.
 
 import {api, stream, wfPath, ApiError} from "./api.js";
-import {h, add, clear, field, badge, flash, ms} from "./dom.js";
+import {h, add, clear, field, badge, flash} from "./dom.js";
 import {GraphView, TYPES, autoLayout, needsLayout, NODE_W} from "./graph.js";
-import {RunState, blockRunDetails, runSummary} from "./run.js";
+import {RunState, blockRunDetails, runSummary, blockList} from "./run.js";
 import {deployPanel} from "./deploy.js";
 import {badges} from "./workflows.js";
 
@@ -339,24 +339,18 @@ export async function workflowPage(ctx, id) {
     catch (err) { flash(err.message, "error"); }
   }});
   const summary = h("div", {class: "run-summary", "aria-live": "polite"});
-  const blockList = h("ol", {class: "block-list"});
+  const blocksRun = h("ol", {class: "block-list"});
   tab.panels.run.append(
     h("form", {onsubmit: (e) => { e.preventDefault(); startRun(); }}, [
       field("Variables (JSON)", vars, "Passed as {\"variables\": …} to /execute/stream."),
       varsErr,
       h("div", {class: "row"}, [runBtn, cancelBtn]),
     ]),
-    summary, blockList,
+    summary, blocksRun,
   );
 
   function drawBlockList() {
-    clear(blockList);
-    for (const b of run.blocks.values()) {
-      blockList.append(h("li", {class: `status ${b.status || ""}`, dataset: {block: b.block_id}}, [
-        h("button", {type: "button", class: "link", text: b.block_id, onclick: () => selectBlock(b.block_id)}),
-        ` ${b.status}${b.duration_ms !== undefined && b.duration_ms !== null ? ` · ${ms(b.duration_ms)}` : ""}`,
-      ]));
-    }
+    blockList(blocksRun, run, st.selected, selectBlock);
   }
 
   function onRunEvent(ev, b) {
@@ -375,7 +369,7 @@ export async function workflowPage(ctx, id) {
     varsErr.textContent = "";
     if (st.dirty && !(await save())) { flash("Fix the graph before running: the run uses the saved graph.", "error"); return; }
     run.reset();
-    clear(summary); summary.append(runSummary(run)); clear(blockList);
+    clear(summary); summary.append(runSummary(run)); clear(blocksRun);
     drawRunBox();
     runBtn.disabled = true; cancelBtn.disabled = false;
     controller = new AbortController();

@@ -2,9 +2,9 @@
 // followed live while it is still running.
 
 import {api, stream, wfPath, exPath} from "./api.js";
-import {h, clear, field, when, ms, show, flash} from "./dom.js";
+import {h, clear, field, when, ms, show, flash, pager} from "./dom.js";
 import {GraphView, autoLayout, needsLayout} from "./graph.js";
-import {RunState, blockRunDetails} from "./run.js";
+import {RunState, blockRunDetails, blockList} from "./run.js";
 
 const PAGE = 25;
 const STATUSES = ["running", "completed", "failed", "timeout", "cancelled"];
@@ -17,13 +17,13 @@ export async function runsPage(ctx, id) {
     ...STATUSES.map((x) => h("option", {value: x, text: x}))]);
   filter.addEventListener("change", () => { state.status = filter.value; state.offset = 0; load(); });
   const list = h("div", {class: "list", "aria-live": "polite"});
-  const pager = h("nav", {class: "row pager", "aria-label": "Pages"});
+  const pages = h("nav", {class: "row pager", "aria-label": "Pages"});
   ctx.main.append(h("section", {class: "page"}, [
     h("div", {class: "row head"}, [h("h1", {text: `History of ${wf.name}`}),
       h("a", {class: "button quiet", href: `#/wf/${encodeURIComponent(id)}`, text: "Graph"})]),
     h("div", {class: "card toolbar"}, [field("Status", filter),
       h("button", {type: "button", class: "quiet", text: "Refresh", onclick: () => load()})]),
-    list, pager,
+    list, pages,
   ]));
 
   async function load() {
@@ -45,15 +45,7 @@ export async function runsPage(ctx, id) {
         ]))),
       ]));
     }
-    clear(pager);
-    const first = r.total ? state.offset + 1 : 0, last = Math.min(r.total, state.offset + PAGE);
-    pager.append(
-      h("button", {type: "button", class: "quiet", text: "← Newer", disabled: state.offset === 0,
-                   onclick: () => { state.offset = Math.max(0, state.offset - PAGE); load(); }}),
-      h("span", {class: "muted", text: `${first}–${last} of ${r.total}`}),
-      h("button", {type: "button", class: "quiet", text: "Older →", disabled: last >= r.total,
-                   onclick: () => { state.offset += PAGE; load(); }}),
-    );
+    pager(pages, state.offset, PAGE, r.total, (o) => { state.offset = o; load(); }, ["← Newer", "Older →"]);
   }
   await load();
 }
@@ -102,14 +94,7 @@ export async function runPage(ctx, id, eid) {
   }
 
   function drawList() {
-    clear(list);
-    for (const b of run.blocks.values()) {
-      list.append(h("li", {class: `status ${b.status || ""}`, dataset: {block: b.block_id}}, [
-        h("button", {type: "button", class: "link", text: b.block_id, "aria-pressed": String(b.block_id === selected),
-                     onclick: () => select(b.block_id)}),
-        ` ${b.status}${b.duration_ms !== undefined && b.duration_ms !== null ? ` · ${ms(b.duration_ms)}` : ""}`,
-      ]));
-    }
+    blockList(list, run, selected, select);
   }
 
   function drawBlock() {

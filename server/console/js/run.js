@@ -1,7 +1,7 @@
 // A run as the console sees it: per-block state fed by SSE events (live) or by the
 // stored logs (history), painted on a GraphView and described per block.
 
-import {h, show, ms, when} from "./dom.js";
+import {h, clear, show, ms, when} from "./dom.js";
 
 /** Follows one execution: apply() each SSE event, or load() its stored logs. */
 export class RunState {
@@ -103,4 +103,16 @@ export function runSummary(state) {
     h("pre", {class: "error-text", text: r.error + (r.block_id ? `\n(block ${r.block_id})` : "")}),
     r.details ? h("ul", {class: "problems"}, r.details.map((d) => h("li", {text: `${d.path}: ${d.message}`}))) : null,
   ]);
+}
+
+/** The run's blocks in the order they started: status and duration, each a button selecting it. */
+export function blockList(ol, state, selected, onSelect) {
+  clear(ol);
+  for (const b of state.blocks.values()) {
+    ol.append(h("li", {class: `status ${b.status || ""}`, dataset: {block: b.block_id}}, [
+      h("button", {type: "button", class: "link", text: b.block_id, "aria-pressed": String(b.block_id === selected),
+                   onclick: () => onSelect(b.block_id)}),
+      ` ${b.status}${b.duration_ms !== undefined && b.duration_ms !== null ? ` · ${ms(b.duration_ms)}` : ""}`,
+    ]));
+  }
 }

@@ -1,7 +1,7 @@
 // The workflows list: search, pages (the API's limit/offset), create, rename, delete, badges.
 
 import {api, wfPath} from "./api.js";
-import {h, clear, field, badge, when, confirmDialog, promptDialog, flash} from "./dom.js";
+import {h, clear, field, badge, when, confirmDialog, promptDialog, flash, pager} from "./dom.js";
 
 const PAGE = 20;
 
@@ -37,11 +37,11 @@ export async function workflowsPage(ctx) {
   });
 
   const list = h("div", {class: "list", "aria-live": "polite"});
-  const pager = h("nav", {class: "row pager", "aria-label": "Pages"});
+  const pages = h("nav", {class: "row pager", "aria-label": "Pages"});
   ctx.main.append(h("section", {class: "page"}, [
     h("h1", {text: "Workflows"}),
     h("div", {class: "card toolbar"}, [create, field("Search", search)]),
-    list, pager,
+    list, pages,
   ]));
 
   // Without a search, a page is one API call. The API has no name filter, so a search
@@ -77,15 +77,7 @@ export async function workflowsPage(ctx) {
       ]);
       list.append(table);
     }
-    clear(pager);
-    const first = total ? state.offset + 1 : 0, last = Math.min(total, state.offset + PAGE);
-    pager.append(
-      h("button", {type: "button", class: "quiet", text: "← Previous", disabled: state.offset === 0,
-                   onclick: () => { state.offset = Math.max(0, state.offset - PAGE); load(); }}),
-      h("span", {class: "muted", text: `${first}–${last} of ${total}`}),
-      h("button", {type: "button", class: "quiet", text: "Next →", disabled: last >= total,
-                   onclick: () => { state.offset += PAGE; load(); }}),
-    );
+    pager(pages, state.offset, PAGE, total, (o) => { state.offset = o; load(); });
   }
 
   function row(wf) {
