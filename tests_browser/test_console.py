@@ -3,6 +3,8 @@
 import json
 import re
 
+import requests
+
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
@@ -166,5 +168,18 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     assert row.find_element(By.CSS_SELECTOR, "a.name").text == f"Greeter {XSS}"
     assert "deployed" in row.text and "armed" in row.text
     shots(d, "workflows")
+
+    # the armed call comes: the deploy panel notices the arm is used up; history has the run
+    row.find_element(By.CSS_SELECTOR, "a.name").click()
+    wait(d, lambda d: node(d, "hook"))
+    css(d, "#tab-deploy").click()
+    wait(d, lambda d: "Armed:" in text_of(d, "#panel-deploy .countdown"))
+    answer = requests.post(hook["webhook_url"], json={"n": 7}, timeout=30,
+                           headers={"X-Webhook-Secret": hook["config"]["webhook_secret"]})
+    assert answer.status_code == 202, answer.text
+    wait(d, lambda d: text_of(d, "#panel-deploy .countdown") == "Not armed")
+    assert "armed" not in text_of(d, ".row.head .badges")
+    d.find_element(By.LINK_TEXT, "History").click()
+    wait(d, lambda d: [td.text for td in all_css(d, "table.runs tbody tr td:nth-child(3)")][:1] == ["webhook"])
     assert no_alert(d) and not d.find_elements(By.CSS_SELECTOR, "main img")
     assert severe_logs(d) == []

@@ -40,11 +40,18 @@ export function deployPanel(wf, reload) {
   };
 
   const countdown = h("p", {class: "countdown", role: "timer", "aria-live": "off"});
+  let ticks = 0;
   function tick() {
+    // every 5 s, ask whether the armed call came (the arm is then used up: armed_until null)
+    if (++ticks % 5 === 0 && wf.armed_until) {
+      api.get(wfPath(wf.id)).then((w) => {
+        if (w.armed_until !== wf.armed_until) { wf.armed_until = w.armed_until; draw(); reload?.(wf); }
+      }).catch(() => {});
+    }
     const open = wf.armed_until && new Date(wf.armed_until) > Date.now();
     countdown.className = "countdown" + (open ? " armed" : "");
     countdown.textContent = open ? `Armed: ${left(wf.armed_until)} left (one call)`
-      : wf.armed_until ? "Not armed (the last window ran out or was used)" : "Not armed";
+      : wf.armed_until ? "Not armed (the last window ran out)" : "Not armed";
     if (!open) { clearInterval(timer); timer = null; }
   }
 
