@@ -631,8 +631,10 @@ class _Uids:
                     pass
             if not (live or adopted or waiting or orphaned):
                 return True
-            if not (live or adopted or waiting) and attempt > 4:
-                return False  # only init's zombies left, and it is not reaping them
+            if not (live or adopted) and attempt > 4:
+                # Only zombies we cannot reap are left: init's, or another process's
+                # that is not reaping them. Waiting longer does not help.
+                return False
             time.sleep(0.005)
         log.error("processes of sandbox user %d survived SIGKILL", uid)
         return False

@@ -457,12 +457,13 @@ def test_warm_pool_is_used_and_refilled():
         def warm():
             # Each waiting child's job half is the one process of its own PID namespace.
             outer = set(sandbox_children())
-            return {pid_ns(p) for p in procs_where(lambda p: int(status_of(p)["PPid"]) in outer)}
+            return {pid_ns(p): int(status_of(p)["PPid"])
+                    for p in procs_where(lambda p: int(status_of(p)["PPid"]) in outer)}
         assert eventually(lambda: len(warm()) == 2, 10)
         waiting = warm()
         used = run(p, "import os\nreturn os.readlink('/proc/self/ns/pid')").value
         assert used in waiting  # it took a process that was already waiting
-        assert eventually(lambda: len(sandbox_children()) == 2 and in_ns(used) == [], 10)
+        assert eventually(lambda: len(sandbox_children()) == 2 and not alive(waiting[used]), 10)
     finally:
         p.close()
 
