@@ -67,8 +67,8 @@ GUARDS = {  # name -> what it gives, as the warning names it when the kernel ref
     "ipc": "private SysV IPC and POSIX message queues",
     "mount": "private /tmp, /var/tmp, /dev/shm and /run/lock",
     "pid": "an own PID namespace with a fresh /proc (the server stays invisible)",
-    "net": "no network",
-    "userns": "refusing new user namespaces",
+    "net": "network isolation",
+    "userns": "the filter refusing new user namespaces",
 }
 OWNER_MARK = "actorflow-sandbox-owner="
 
