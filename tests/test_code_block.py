@@ -283,19 +283,20 @@ PEEK = ("import os\n"
         "for p in os.listdir('/proc'):\n"
         "    if p.isdigit():\n"
         "        try:\n"
-        "            seen[p] = open(f'/proc/{p}/cmdline', 'rb').read().decode('latin-1')\n"
+        "            seen[p] = [open(f'/proc/{p}/{f}', 'rb').read().decode('latin-1')\n"
+        "                       for f in ('cmdline', 'environ')]\n"
         "        except OSError:\n"
         "            pass\n"
         "return seen")
 
 
-def test_server_command_line_is_invisible_and_kill_9_leaves_no_code_running(tmp_path):
+def test_the_server_is_invisible_and_kill_9_leaves_no_code_running(tmp_path):
     guards = sandbox_guards()
     if "pid" not in guards:
         pytest.skip("the kernel here refuses PID namespaces")
     url = f"sqlite:///{tmp_path / 'af.db'}"
-    secret = "af_secret_on_the_command_line_0001"
-    server = ServerProcess(url, args=("--api-key", secret))
+    secret = "af_secret_in_the_environment_00001"
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": secret})
     try:
         def workflow(source):
             status, wf = http(server.url + "/api/workflows", "POST", {"name": "wf"}, secret)
@@ -309,7 +310,7 @@ def test_server_command_line_is_invisible_and_kill_9_leaves_no_code_running(tmp_
         assert status == 200, body
         seen = body["output"]["c"]
         assert list(seen) == ["1"]  # itself, nothing else: not the server, not its key
-        assert secret not in seen["1"]
+        assert secret not in "".join(seen["1"])
 
         mark = f"3603.{os.getpid()}4"
         sleeper = workflow("import subprocess, time\n"
@@ -323,7 +324,7 @@ def test_server_command_line_is_invisible_and_kill_9_leaves_no_code_running(tmp_
         server.proc.kill()  # kill -9: the server gets no chance to clean up
         server.proc.wait(10)
         assert wait_until(lambda: not alive(sleeping) and not alive(code_process), 10)
-        server = ServerProcess(url, args=("--api-key", secret))
+        server = ServerProcess(url, env={"ACTORFLOW_API_KEY": secret})
         assert http(server.url + "/api/health")[0] == 200
         assert not alive(sleeping) and not alive(code_process) and with_arg(mark) == []
     finally:
