@@ -45,7 +45,8 @@ def validate_graph(body, registry, max_blocks):
     Raises ValidationError whose `details` name every offending block or edge.
     """
     if not isinstance(body, dict):
-        raise ValidationError("graph body must be a JSON object with lists blocks and edges")
+        message = "graph body must be a JSON object with lists blocks and edges"
+        raise ValidationError(message, details=[{"path": "", "message": message}])
     details = []
     for key in ("blocks", "edges"):
         if key not in body:

@@ -1,5 +1,6 @@
-"""make_app: the route table, and nothing else."""
+"""make_app: the route table; make_server: the HTTP server's own limits."""
 
+import tornado.httpserver
 import tornado.web
 
 from .access_log import log_request
@@ -8,6 +9,11 @@ from .handlers.metrics import MetricsHandler
 
 WF = r"/api/workflows/([^/]+)"
 EX = WF + r"/executions/([^/]+)"
+
+# Every handler reads its body in pieces and answers 413 (JSON) past its own
+# limit, so tornado's limit must never be the one reached: it would answer
+# with an empty 400 (or buffer the body whole).
+UNLIMITED_BODY = 1 << 62
 
 
 def make_app(runtime) -> tornado.web.Application:
@@ -45,3 +51,9 @@ def make_app(runtime) -> tornado.web.Application:
         compress_response=False,
         log_function=log_request,
     )
+
+
+def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
+    """The HTTP server for `app`. A client that stalls is dropped (idle 120 s, body 60 s)."""
+    return tornado.httpserver.HTTPServer(app, max_body_size=UNLIMITED_BODY,
+                                         idle_connection_timeout=120, body_timeout=60)

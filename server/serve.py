@@ -108,9 +108,8 @@ def bootstrap_key(settings):
 
 
 async def _serve(settings):
-    from tornado.httpserver import HTTPServer
     from tornado.ioloop import IOLoop
-    from .app import make_app
+    from .app import make_app, make_server
 
     sockets = bind(settings.host, settings.port)
     try:
@@ -120,8 +119,7 @@ async def _serve(settings):
             sock.close()
         raise
     bootstrap_key(settings)
-    server = HTTPServer(make_app(runtime), max_body_size=settings.max_graph_body + 65536,
-                        idle_connection_timeout=120, body_timeout=60)
+    server = make_server(make_app(runtime))
     server.add_sockets(sockets)
     runtime.listening_on(sockets)
     port = sockets[0].getsockname()[1]

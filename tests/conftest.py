@@ -7,13 +7,12 @@ import time
 import pykka
 import pytest
 import tornado.httpclient
-import tornado.httpserver
 import tornado.ioloop
 import tornado.testing
 
 from actors.blocks import default_registry
 from models import workspace as ws
-from server.app import make_app
+from server.app import make_app, make_server
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.blocktypes import TEST_TYPES
@@ -130,8 +129,7 @@ def server(io_loop, settings, registry):
         ws.create_key("default", "test", key=KEY)
         ws.create_key("other", "test", key=OTHER_KEY)
         sock, port = tornado.testing.bind_unused_port()
-        http_server = tornado.httpserver.HTTPServer(
-            make_app(runtime), max_body_size=settings.max_graph_body + 65536)
+        http_server = make_server(make_app(runtime))
         http_server.add_socket(sock)
         runtime.listening_on([sock])
         return Server(runtime, http_server, port)

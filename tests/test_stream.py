@@ -509,12 +509,9 @@ async def test_empty_body_and_oversized_body(api, server, settings):
     events = await client.until_end()
     client.close()
     assert events[-1]["data"]["output"] == {"text": "z", "who": "anon"}
-    # Past the key, even the body limit answers as the stream's only event.
-    client = await stream(server, wf, b" " * (settings.max_body + 1))
-    assert_sse_headers(client)
-    events = await client.until_end()
-    client.close()
-    assert len(events) == 1 and events[0]["id"] == 0
-    assert events[0]["data"]["type"] == "error" and "larger" in events[0]["data"]["error"]
+    # A body over the limit is refused before any stream starts (contract: 413 in JSON).
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute/stream",
+                                     raw=b" " * (settings.max_body + 1))
+    assert status == 413 and body["error_code"] == "PAYLOAD_TOO_LARGE" and "larger" in body["error"]
     status, body = await api.get(f"/api/workflows/{wf}/executions")
     assert body["total"] == 1

@@ -1,11 +1,17 @@
-"""The base handler: JSON in and out, API-key auth, and errors mapped in one place."""
+"""The base handler: bodies read in pieces under a limit, JSON in and out, API-key auth,
+and errors mapped in one place."""
 
+import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
+import re
 
 import tornado.web
 
 from models.workspace import workspace_for_key
+from schemas import jsonbody
 from server import errors
 from server.errors import PLAIN
 from models.errors import (ActorflowError, ExecutionFailed, ExecutionTimeout, NotFound, PayloadTooLarge,
@@ -15,36 +21,72 @@ log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json; charset=UTF-8"
 
+# A body over its limit is answered 413 at once, then read on and thrown away
+# up to this much more, so that a client that sends it all before reading
+# still gets its answer (not a reset connection); past that the connection is
+# closed. When Content-Length already says more than this, nothing is read.
+DRAIN_BYTES = 16 * 1024 * 1024
+# Bodies larger than this are parsed off the IOLoop thread.
+INLINE_PARSE_BYTES = 64 * 1024
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
-def _no_constants(name):
-    raise ValueError(f"{name} is not valid JSON")
+# CPU work of the door (parsing and checking big bodies), off the IOLoop thread.
+_DOOR = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="actorflow-door")
+
+
+async def off_loop(fn, *args):
+    """`fn(*args)` on the door's threads; its result (or exception) handed back to the loop."""
+    return await asyncio.get_running_loop().run_in_executor(_DOOR, functools.partial(fn, *args))
 
 
 def parse_json(raw: bytes):
-    """Decode a request body; None when empty. Raises ValidationError when malformed."""
-    if not raw or not raw.strip():
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValidationError(f"request body is not valid JSON: {exc}")
+    """Decode a request body; None when empty. Raises ValidationError (see schemas.jsonbody)."""
+    return jsonbody.parse(raw)
 
 
 def dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _body_read_first(method):
+    """Wrap an HTTP verb: it runs only once the whole body is in and within its limit."""
+    @functools.wraps(method)
+    def verb(self, *args, **kwargs):
+        if not self.end_body():
+            return None
+        return method(self, *args, **kwargs)
+    verb.body_read_first = True
+    return verb
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Subclasses set `error_shape` (PLAIN or CODED) and may turn off `auth_required`."""
+    """Subclasses set `error_shape` (PLAIN or CODED) and may turn off `auth_required`.
+
+    Bodies arrive in pieces (`data_received`) and are kept only up to the
+    route's limit (`max_body_setting`); a body over it, however large and
+    however sent (Content-Length, chunked), is answered 413 in JSON without
+    being held in memory. The HTTP verbs run once the body is complete, with
+    `self.request.body` set.
+    """
 
     error_shape = PLAIN
     auth_required = True
     max_body_setting = "max_body"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "post", "put", "patch", "delete", "head", "options"):
+            verb = cls.__dict__.get(name)
+            if verb is not None and not getattr(verb, "body_read_first", False):
+                setattr(cls, name, _body_read_first(verb))
+
     def initialize(self, runtime):
         self.runtime = runtime
         self.settings_ = runtime.settings
         self.workspace = None
+        self._chunks = []
+        self._received = 0
         self._counted = True
         runtime.requests_started()  # so shutdown can wait for answers in flight
 
@@ -52,6 +94,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._uncount()
 
     def on_connection_close(self):
+        super().on_connection_close()  # ends the wait for a body that will never come
         self._uncount()
 
     def _uncount(self):
@@ -62,9 +105,66 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self):
         if self.auth_required:
             self.workspace = self.authenticate()
-        limit = getattr(self.settings_, self.max_body_setting)
-        if len(self.request.body) > limit:
-            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        self.check_length()
+
+    # -- the body ------------------------------------------------------------
+
+    @property
+    def body_limit(self) -> int:
+        return getattr(self.settings_, self.max_body_setting)
+
+    def too_large(self):
+        return PayloadTooLarge(f"request body is larger than {self.body_limit} bytes")
+
+    def check_length(self):
+        """Before the body: refuse at once one whose Content-Length is far over the limit
+        (or over it, from a client waiting for `100 Continue`)."""
+        declared = self.request.headers.get("Content-Length")
+        if declared is None:
+            return
+        if not _CONTENT_LENGTH.fullmatch(declared):
+            raise ValidationError("Content-Length must be a plain non-negative integer")
+        length = int(declared)
+        if length > self.body_limit and (
+                length > self.body_limit + DRAIN_BYTES
+                or self.request.headers.get("Expect", "").lower() == "100-continue"):
+            raise self.too_large()
+
+    def data_received(self, chunk):
+        self._received += len(chunk)
+        over = self._received - self.body_limit
+        if over <= 0:
+            self._chunks.append(chunk)
+            return None
+        if self._chunks is not None:
+            # Over the limit: answer now; the rest is counted, never kept.
+            self._chunks = None
+            status, body = self.error_answer(self.too_large())
+            self.set_status(status)
+            self.set_header("Content-Type", JSON_TYPE)
+            self.set_header("Content-Length", str(len(body)))
+            self.write(body)
+            return self.flush()  # read on only once the answer is out
+        if over > DRAIN_BYTES and not self._finished:
+            self.finish()  # enough thrown away: hang up
+        return None
+
+    def end_body(self) -> bool:
+        """The whole body is in: make it `request.body`. False when it was already refused."""
+        if self._chunks is None:
+            if not self._finished:
+                self.finish()
+            return False
+        self.request.body = b"".join(self._chunks)
+        self._chunks = []
+        return True
+
+    async def json_body(self):
+        """The body as strict JSON (None when empty); big bodies are parsed off the loop."""
+        raw = self.request.body
+        if len(raw) > INLINE_PARSE_BYTES:
+            return await off_loop(parse_json, raw)
+        return parse_json(raw)
 
     def authenticate(self) -> str:
         key = self.request.headers.get("X-API-Key")
@@ -77,9 +177,6 @@ class BaseHandler(tornado.web.RequestHandler):
         if workspace is None:
             raise Unauthorized("invalid API key")
         return workspace
-
-    def json_body(self):
-        return parse_json(self.request.body)
 
     def write_json(self, obj, status=200):
         self.set_status(status)
@@ -98,10 +195,15 @@ class BaseHandler(tornado.web.RequestHandler):
                 exc = errors.from_status(exc.status_code, exc.log_message)
             else:
                 exc = errors.from_status(status_code, None if status_code != 500 else "internal server error")
-        self.set_status(errors.status_of(exc))
+        status, body = self.error_answer(exc)
+        self.set_status(status)
         self.clear_header("Content-Type")
         self.set_header("Content-Type", JSON_TYPE)
-        self.finish(dumps(errors.error_body(exc, self.error_shape)))
+        self.finish(body)
+
+    def error_answer(self, exc: ActorflowError):
+        """(status, JSON text) for `exc` in this route's shape."""
+        return errors.status_of(exc), dumps(errors.error_body(exc, self.error_shape))
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
@@ -112,11 +214,13 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    """Unknown routes: JSON 404, whatever the method."""
+    """Unknown routes: JSON 404, whatever the method (413 first if the body is over the limit)."""
     auth_required = False
 
-    def prepare(self):
+    def _no_route(self, *args):
         raise NotFound(f"no route for {self.request.method} {self.request.path}")
+
+    get = post = put = patch = delete = head = options = _no_route
 
 
 class HealthHandler(BaseHandler):

@@ -19,7 +19,7 @@ class ExecuteHandler(BaseHandler):
     async def post(self, workflow_id):
         depth = request_depth(self.request.headers, self.settings_.max_depth)
         wf = wf_model.workflow_ref(self.workspace, workflow_id)
-        variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
+        variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
         run = start_run(self.runtime, wf, variables, self.trigger, timeout, depth=depth)
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)

@@ -1,9 +1,9 @@
 """SSE: /execute/stream, and re-attaching to a run (live or finished).
 
-POST /api/workflows/{id}/execute/stream: the key is checked first (401 JSON,
-in prepare); from then on the answer is 200 text/event-stream and every error
-is an `error` event. Errors before a run exists (body too large, unknown
-workflow, validation) are the stream's only event, with id 0.
+POST /api/workflows/{id}/execute/stream: the key and the body's size are
+checked first (401 and 413, JSON); from then on the answer is 200
+text/event-stream and every error is an `error` event. Errors before a run
+exists (unknown workflow, validation) are the stream's only event, with id 0.
 
 GET /api/workflows/{id}/executions/{eid}/stream: an unknown workflow or
 execution, or a bad Last-Event-ID, is answered as plain JSON (404/400) before
@@ -17,7 +17,7 @@ import re
 from models import execution as ex_model
 from models import workflow as wf_model
 from schemas.execution import execute_request
-from models.errors import ActorflowError, PayloadTooLarge, ValidationError
+from models.errors import ActorflowError, ValidationError
 from server.errors import CODED
 from server.execution_start import request_depth, start_run
 from server.sse import RunStream
@@ -60,20 +60,18 @@ class ExecuteStreamHandler(_StreamHandler):
     depth = 0
 
     def prepare(self):
-        # Only the key and the depth are checked before the stream; the rest
-        # (the body limit too) answers as an event. Too deep is a plain 409, as
-        # on /execute, so that a calling http block fails at once.
+        # Only the key, the depth and the body's size are checked before the
+        # stream; the rest answers as an event. Too deep is a 409 and too large
+        # a 413, as on /execute, so that a calling http block fails at once.
         self.workspace = self.authenticate()
         self.depth = request_depth(self.request.headers, self.settings_.max_depth)
+        self.check_length()
 
     async def post(self, workflow_id):
         sse = self.open_stream()
         try:
-            limit = self.settings_.max_body
-            if len(self.request.body) > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
             wf = wf_model.workflow_ref(self.workspace, workflow_id)
-            variables, timeout = execute_request(self.json_body(), self.settings_.execute_timeout)
+            variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
             run = start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
         except ActorflowError as exc:
             extra = {"details": exc.extra["details"]} if "details" in exc.extra else {}

@@ -18,7 +18,7 @@ from models.base import utcnow
 from models.workflow import Workflow
 from server import errors
 from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionTimeout, NotFound,
-                           PayloadTooLarge, ShuttingDown, TooManyRequests, Unauthorized, ValidationError)
+                           ShuttingDown, TooManyRequests, Unauthorized, ValidationError)
 from server.errors import CODED, PLAIN
 from server.execution_start import request_depth, start_run, sync_answer
 from .base import BaseHandler, parse_json
@@ -38,10 +38,16 @@ _FALSE = ("false", "0", "no", "off", "")
 class WebhookHandler(BaseHandler):
     auth_required = False
 
+    found = None
+
     def prepare(self):
-        # No API key here, and the body limit is checked in post(), after the
-        # webhook id: 404 comes before 413, which comes before 401.
-        pass
+        # No API key here, and the body limit comes after the webhook id:
+        # 404 comes before 413, which comes before 401.
+        if self.request.method == "POST":
+            self.found = wf_model.find_webhook(self.path_args[0])
+            if self.found is None:
+                raise NotFound("webhook not found")
+        self.check_length()
 
     def on_finish(self):
         super().on_finish()
@@ -49,15 +55,7 @@ class WebhookHandler(BaseHandler):
             self.runtime.metrics.webhook_answered(self.get_status())
 
     async def post(self, webhook_id):
-        found = wf_model.find_webhook(webhook_id)
-        if found is None:
-            raise NotFound("webhook not found")
-        wf, block = found
-
-        limit = self.settings_.max_body
-        if len(self.request.body) > limit:
-            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-
+        wf, block = self.found
         if not authentic(self.request, block.config.get("webhook_secret")):
             verdict = self.runtime.webhook_limiter.fail(webhook_id)
             if verdict.throttled:

@@ -7,7 +7,7 @@ from schemas.workflow import CreateWorkflow, UpdateWorkflow, page
 from models.errors import ValidationError
 from server.errors import CODED
 from server.scheduler import with_fire_times
-from .base import BaseHandler
+from .base import BaseHandler, off_loop, parse_json
 
 
 CREATE, UPDATE = CreateWorkflow(), UpdateWorkflow()
@@ -21,7 +21,7 @@ class WorkflowsHandler(BaseHandler):
                          "total": total, "limit": limit, "offset": offset})
 
     async def post(self):
-        body = self.json_body()
+        body = await self.json_body()
         if body is None:
             raise ValidationError("request body must be a JSON object with a name")
         data = load(CREATE, body)
@@ -37,7 +37,7 @@ class WorkflowHandler(BaseHandler):
         self.write_json(with_fire_times(wf_model.full_workflow_json(wf, self.public_url())))
 
     async def patch(self, workflow_id):
-        body = self.json_body()
+        body = await self.json_body()
         if body is None:
             raise ValidationError("request body must be a JSON object with name and/or description")
         changes = load(UPDATE, body)
@@ -52,13 +52,18 @@ class WorkflowHandler(BaseHandler):
         self.write_json({"ok": True})
 
 
+def read_graph(raw, registry, max_blocks):
+    """Parse and check a graph body: off the IOLoop thread, since it may be 16 MiB."""
+    return validate_graph(parse_json(raw), registry, max_blocks)
+
+
 class GraphHandler(BaseHandler):
     error_shape = CODED
     max_body_setting = "max_graph_body"
 
     async def put(self, workflow_id):
         wf_model.get_workflow(self.workspace, workflow_id)
-        blocks, edges = validate_graph(self.json_body(), self.runtime.registry,
+        blocks, edges = await off_loop(read_graph, self.request.body, self.runtime.registry,
                                        self.settings_.max_blocks)
         saved = await self.runtime.writer.call(
             wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url())
