@@ -33,6 +33,7 @@ def execute_request(body, max_timeout):
 
 
 def status_filter(args):
+    """The `status` filter from a raw query string (exactly one of STATUSES), or None."""
     status = args.get("status")
     if status in (None, ""):
         return None

@@ -16,11 +16,15 @@ class StrictNumber(fields.Field):
 
 
 class StrictInteger(fields.Field):
-    default_error_messages = {"invalid": "Not a valid integer."}
+    """A JSON integer that fits in 64 bits (what the store and most clients can hold)."""
+    default_error_messages = {"invalid": "Not a valid integer.",
+                              "range": "Integer out of range (64 bits)."}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
+        if not -2 ** 63 <= value < 2 ** 63:
+            raise self.make_error("range")
         return value
 
 

@@ -1,11 +1,14 @@
 """Request bodies and query strings of the workflow routes."""
 
+import re
+
 from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validate, validates_schema
 
 from models.errors import ValidationError
 
 INT64_MAX = 2 ** 63 - 1
 _name = validate.Length(min=1, error="name must be a non-empty string")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class CreateWorkflow(Schema):
@@ -30,15 +33,16 @@ class UpdateWorkflow(Schema):
 
 
 def page(args, default_limit=50, max_limit=500):
-    """(limit, offset) from query strings; 400 when not non-negative integers."""
+    """(limit, offset) from raw query strings; 400 unless plain non-negative 64-bit integers."""
     values = {}
     for key, default in (("limit", default_limit), ("offset", 0)):
         raw = args.get(key)
         if raw is None or raw == "":
             values[key] = default
             continue
-        # ASCII digits only (str.isdigit also takes '²'), and within SQL's 64-bit integers.
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > INT64_MAX:
-            raise ValidationError(f"{key} must be a non-negative integer (at most {INT64_MAX})")
+        # Plain ASCII digits (not '²' or '１', no sign or space), within SQL's 64-bit integers.
+        if not _DIGITS.fullmatch(raw) or int(raw) > INT64_MAX:
+            raise ValidationError(f"{key} must be a non-negative integer in plain digits "
+                                  f"(at most {INT64_MAX})")
         values[key] = int(raw)
     return min(values["limit"], max_limit), values["offset"]

@@ -11,6 +11,10 @@ def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_int64(value):
+    return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
+
+
 def common(config):
     """Checks for the keys every block type accepts."""
     problems = []
@@ -46,9 +50,9 @@ def number(config, key, minimum=None, integer=False):
     value = config.get(key)
     if value is None or is_template(value):
         return []
-    ok = isinstance(value, int) and not isinstance(value, bool) if integer else is_number(value)
+    ok = is_int64(value) if integer else is_number(value)
     if not ok or (minimum is not None and value < minimum):
-        kind = "an integer" if integer else "a number"
+        kind = "an integer (64 bits)" if integer else "a number"
         bound = f" >= {minimum}" if minimum is not None else ""
         return [(key, f"{key} must be {kind}{bound}")]
     return []

@@ -178,6 +178,10 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Unauthorized("invalid API key")
         return workspace
 
+    def query_args(self, *names) -> dict:
+        """Query values exactly as sent (not stripped), None when absent; the schema judges them."""
+        return {name: self.get_query_argument(name, None, strip=False) for name in names}
+
     def write_json(self, obj, status=200):
         self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)

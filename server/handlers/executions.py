@@ -37,8 +37,9 @@ async def wait_for_end(run, timeout):
 class ExecutionsHandler(BaseHandler):
     def get(self, workflow_id):
         wf = wf_model.get_workflow(self.workspace, workflow_id)
-        limit, offset = page({k: self.get_query_argument(k, None) for k in ("limit", "offset")})
-        status = status_filter({"status": self.get_query_argument("status", None)})
+        args = self.query_args("limit", "offset", "status")
+        limit, offset = page(args)
+        status = status_filter(args)
         rows, total = ex_model.list_executions(wf.id, limit, offset, status)
         self.write_json({"executions": [ex_model.execution_json(r) for r in rows],
                          "total": total, "limit": limit, "offset": offset})

@@ -13,6 +13,8 @@ import hmac
 import logging
 import math
 
+import tornado.web
+
 from models import workflow as wf_model
 from models.base import utcnow
 from models.workflow import Workflow
@@ -65,7 +67,7 @@ class WebhookHandler(BaseHandler):
                                "or X-Webhook-Signature: sha256=<HMAC-SHA256 of the body>")
 
         # Authenticated from here on. Nothing below uses up the arm until it is consumed.
-        wait = wait_flag(self.get_query_argument("wait", None))
+        wait = wait_flag(self.query_args("wait")["wait"])
         depth = request_depth(self.request.headers, self.settings_.max_depth)  # before the arm is used
         payload = trigger_payload(self.request)
         if not self.runtime.runs.accepting:
@@ -125,6 +127,8 @@ class WebhookHandler(BaseHandler):
         # Never tornado's default, which prints the request; only the path, never headers.
         if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
             return
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return  # tornado's own 4xx (a query value that is not UTF-8, ...)
         if isinstance(value, (ExecutionFailed, ExecutionTimeout)):
             return
         log.error("webhook call %s failed", self.request.path, exc_info=(typ, value, tb))
@@ -164,9 +168,10 @@ def restore_arm(workflow_pk, until):
 
 
 def wait_flag(raw) -> bool:
+    """`?wait=` exactly as sent: true/1/yes/on or false/0/no/off (any case), nothing else."""
     if raw is None:
         return False
-    value = raw.strip().lower()
+    value = raw.lower() if raw.isascii() else raw
     if value in _TRUE:
         return True
     if value in _FALSE:

@@ -15,7 +15,7 @@ CREATE, UPDATE = CreateWorkflow(), UpdateWorkflow()
 
 class WorkflowsHandler(BaseHandler):
     async def get(self):
-        limit, offset = page({k: self.get_query_argument(k, None) for k in ("limit", "offset")})
+        limit, offset = page(self.query_args("limit", "offset"))
         rows, total = wf_model.list_workflows(self.workspace, limit, offset)
         self.write_json({"workflows": [wf_model.workflow_json(r) for r in rows],
                          "total": total, "limit": limit, "offset": offset})
