@@ -14,7 +14,17 @@ def load(schema: marshmallow.Schema, data, what="request body"):
     try:
         return schema.load(data)
     except marshmallow.ValidationError as exc:
-        raise ValidationError(describe(exc.messages), details=flatten(exc.messages))
+        raise invalid(describe(exc.messages), flatten(exc.messages))
+
+
+MAX_DETAILS = 100
+
+
+def invalid(message, details) -> ValidationError:
+    """A ValidationError listing at most MAX_DETAILS problems, and how many more there were
+    (`details_omitted`), so that a huge bad body cannot make a huge answer."""
+    extra = {"details_omitted": len(details) - MAX_DETAILS} if len(details) > MAX_DETAILS else {}
+    return ValidationError(message, details=details[:MAX_DETAILS], **extra)
 
 
 def flatten(messages, prefix=""):
@@ -39,5 +49,7 @@ def flatten(messages, prefix=""):
 
 
 def describe(messages) -> str:
-    return "; ".join(f"{d['path']}: {d['message']}" if d["path"] else d["message"]
-                     for d in flatten(messages))
+    details = flatten(messages)
+    text = "; ".join(f"{d['path']}: {d['message']}" if d["path"] else d["message"]
+                     for d in details[:3])
+    return text + (f" (and {len(details) - 3} more)" if len(details) > 3 else "")

@@ -3,7 +3,7 @@
 from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validates_schema
 
 from models.errors import ValidationError
-from . import flatten
+from . import flatten, invalid
 from .fields import StrictNumber
 
 
@@ -39,10 +39,11 @@ class EdgeSchema(Schema):
     source_handle = fields.String(allow_none=True)
 
 
-def validate_graph(body, registry, max_blocks):
+def validate_graph(body, registry, max_blocks, max_edges=20000):
     """Check a PUT /graph body; return (blocks, edges) as they will be saved.
 
-    Raises ValidationError whose `details` name every offending block or edge.
+    Raises ValidationError whose `details` name the offending blocks and edges (the first
+    100; `details_omitted` counts the rest).
     """
     if not isinstance(body, dict):
         message = "graph body must be a JSON object with lists blocks and edges"
@@ -54,11 +55,13 @@ def validate_graph(body, registry, max_blocks):
         elif not isinstance(body[key], list):
             details.append({"path": key, "message": f"{key} must be a list"})
     if details:
-        raise ValidationError(_summary(details), details=details)
+        raise invalid(_summary(details), details)
     raw_blocks, raw_edges = body["blocks"], body["edges"]
-    if len(raw_blocks) > max_blocks:
-        detail = {"path": "blocks", "message": f"at most {max_blocks} blocks per graph"}
-        raise ValidationError(detail["message"], details=[detail])
+    for key, items, most in (("blocks", raw_blocks, max_blocks), ("edges", raw_edges, max_edges)):
+        if len(items) > most:
+            details.append({"path": key, "message": f"at most {most} {key} per graph"})
+    if details:
+        raise invalid(_summary(details), details)
 
     blocks = _load_each(BlockSchema(), raw_blocks, "blocks", details, _block_ref)
     edges = _load_each(EdgeSchema(), raw_edges, "edges", details, _edge_ref)
@@ -109,7 +112,7 @@ def validate_graph(body, registry, max_blocks):
             details.append({"path": "edges", "message": "the graph has a cycle: " + " -> ".join(cycle),
                             "block_id": cycle[0]})
     if details:
-        raise ValidationError(_summary(details), details=details)
+        raise invalid(_summary(details), details)
     return [b for _, b in blocks], [e for _, e in edges]
 
 

@@ -149,3 +149,48 @@ async def test_a_graph_body_that_is_not_an_object_names_the_problem(api):
         status, body, _ = await api.call("PUT", f"/api/workflows/{wf['id']}/graph", raw=raw)
         assert status == 400 and body["error_code"] == "VALIDATION_ERROR", raw
         assert body["details"] and body["details"][0]["message"], (raw, body)
+
+
+# -- graph caps, and big graphs checked off the IOLoop ------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_edge_cap_and_at_most_100_details(api):
+    status, wf = await api.post("/api/workflows", {"name": "caps"})
+    path = f"/api/workflows/{wf['id']}/graph"
+    blocks = [{"id": "s", "type": "starter"}] + [{"id": f"b{i}", "type": "response"} for i in range(250)]
+    edges = [{"source": f"b{i}", "target": f"b{j}"} for i in range(250) for j in range(i + 1, 250)][:20001]
+    status, body = await api.put(path, {"blocks": blocks, "edges": edges})
+    assert status == 400 and body["details"] == [{"path": "edges", "message": "at most 20000 edges per graph"}]
+    # 20,000 edges pass the cap (each is checked); with all bad, the first 100 problems
+    # are listed, and a count of the rest.
+    bad = [{"source": "s", "target": f"nope{i}"} for i in range(20000)]
+    status, body, response = await api.call("PUT", path, {"blocks": blocks, "edges": bad})
+    assert status == 400 and body["error_code"] == "VALIDATION_ERROR"
+    assert len(body["details"]) == 100 and body["details_omitted"] == 19900
+    assert body["details"][0] == {"path": "edges[0]", "source": "s", "target": "nope0",
+                                  "message": "edge target 'nope0' is not a block of this graph"}
+    assert len(response.body) < 20000
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_health_answers_while_a_huge_graph_is_checked(api):
+    status, wf = await api.post("/api/workflows", {"name": "huge"})
+    pad = "p" * 3000
+    blocks = [{"id": "s", "type": "starter"}] + [
+        {"id": f"b{i}", "type": "response", "config": {"data": pad}, "position": {"x": i, "y": 1.5}}
+        for i in range(4999)]
+    edges = [{"source": "s" if i < 4999 else f"b{i % 4999}", "target": f"b{(i * 7) % 4999}"}
+             for i in range(19999)] + [{"source": "b1", "target": "missing"}]
+    raw = json.dumps({"blocks": blocks, "edges": edges}).encode()
+    assert 15 * 1024 * 1024 < len(raw) <= 16 * 1024 * 1024
+    put = asyncio.ensure_future(api.call("PUT", f"/api/workflows/{wf['id']}/graph", raw=raw, timeout=100))
+    latencies = []
+    while not put.done():
+        started = asyncio.get_running_loop().time()
+        status, body = await api.get("/api/health", key=None)
+        assert status == 200
+        latencies.append(asyncio.get_running_loop().time() - started)
+        await asyncio.sleep(0.02)
+    status, body, _ = await put
+    assert status == 400 and len(body["details"]) >= 1, body
+    assert len(latencies) >= 3 and max(latencies) < 1.0, latencies

@@ -1,5 +1,6 @@
 """At the door: values the store can't hold never get in; query values are plain ASCII or 400."""
 
+import asyncio
 import json
 from urllib.parse import quote
 
@@ -91,8 +92,9 @@ async def test_integers_beyond_64_bits_where_an_integer_is_expected(api):
         assert body["details"][0]["block_id"] == block["id"], body
 
 
-BAD_COUNTS = [quote(v) for v in ("\uff11", "\u00b2", "\u0661", "18446744073709551616", "9999999999999999999",
-                                  "-1", "+1", " 1", "1 ", "1.0", "0x10", "1e3", "1_000", "\x00", "1\n")]
+BAD_COUNTS = [quote(v) for v in ("\uff11", "\u00b2", "\u0661", "18446744073709551616",
+                                 "9999999999999999999", "-1", "+1", " 1", "1 ", "1.0", "0x10", "1e3",
+                                 "1_000", "\x00", "1\n")]
 BAD_COUNTS += ["+1", "%ED%A0%80", "%FF"]
 
 
@@ -153,3 +155,46 @@ async def test_the_stream_tells_unstorable_bodies_as_its_only_event(api, server)
         assert events[0]["id"] == 0 and events[0]["data"]["type"] == "error", events
     status, runs = await api.get(f"/api/workflows/{wf}/executions")
     assert runs["total"] == 0
+
+
+# -- condition expressions: checked at save, parsed once ----------------------
+
+def condition(block_id, *expressions):
+    return {"id": block_id, "type": "condition",
+            "config": {"conditions": [{"id": f"c{i}", "expression": e} for i, e in enumerate(expressions)]}}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_invalid_expression_is_refused_at_save_naming_the_block(api):
+    status, wf = await api.post("/api/workflows", {"name": "cond"})
+    for bad in ("start.n >", "x = 1", "a; b", "lambda: 1", "start.__class__", "open('f')", "a @ b",
+                "(" * 300 + "1" + ")" * 300, "1 + " * 2000 + "1"):
+        graph = {"blocks": [START, condition("ok", "start.n > 1"), condition("check", "True", bad)],
+                 "edges": [edge("start", "ok"), edge("start", "check")]}
+        status, body = await api.put(f"/api/workflows/{wf['id']}/graph", graph)
+        assert status == 400 and body["error_code"] == "VALIDATION_ERROR", (bad, body)
+        assert [(d["block_id"], d["path"]) for d in body["details"]] == [
+            ("check", "blocks[2].config.conditions[1].expression")], body
+    status, body = await api.get(f"/api/workflows/{wf['id']}")
+    assert body["blocks"] == []
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_a_thousand_parallel_conditions_in_five_runs_parse_nothing_again(api, monkeypatch):
+    from actors import expressions
+    blocks = [START] + [condition(f"c{k}", f"start.i + {k} < 0", f"len(variables) >= {k % 3}")
+                        for k in range(1000)]
+    blocks.append(condition("t", "{{ start.i }} >= 0"))  # a template: parsed when rendered
+    wf = await api.workflow(blocks, [edge("start", b["id"]) for b in blocks[1:]])
+    parsed = []
+    real_parse = expressions._parse
+    monkeypatch.setattr(expressions, "_parse", lambda text: parsed.append(text) or real_parse(text))
+    answers = await asyncio.gather(*(api.execute(wf, {"i": i}, timeout=200) for i in range(5)))
+    for status, body in answers:
+        assert status == 200 and body["status"] == "completed", body
+    # Every expression was parsed at save; runs only parsed the rendered template, once per value.
+    assert sorted(set(parsed)) == [f"{i} >= 0" for i in range(5)]
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{answers[4][1]['execution_id']}/logs")
+    outputs = {entry["block_id"]: entry["output"] for entry in logs["logs"]}
+    assert outputs["c7"] == {"branch": "c1"} and outputs["t"] == {"branch": "c0"}
+    assert all(entry["status"] == "completed" for entry in logs["logs"])

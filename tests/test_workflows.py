@@ -209,7 +209,7 @@ async def test_webhook_credentials_are_server_made_and_kept(api):
     assert saved3["blocks"][0]["config"]["webhook_id"] != cfg["hook"]["webhook_id"]
 
 
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=60)  # a 5,000-block save takes seconds on a busy machine
 async def test_oversized_bodies(api, server):
     status, wf = await api.post("/api/workflows", {"name": "big"})
     big = json.dumps({"name": "x" * (1024 * 1024 + 10)})

@@ -1,6 +1,6 @@
 """condition: picks one branch; edges out carry source_handle = a condition id or "else"."""
 
-from ..expressions import evaluate
+from ..expressions import InvalidExpression, evaluate, parse
 from . import BlockType, checks
 
 ELSE = "else"
@@ -23,8 +23,14 @@ def check(config):
         elif cid == ELSE or cid in seen:
             problems.append((key + ".id", f"condition id '{cid}' is reserved or repeated"))
         seen.add(cid)
-        if not isinstance(cond.get("expression"), str) or not cond["expression"].strip():
+        expression = cond.get("expression")
+        if not isinstance(expression, str) or not expression.strip():
             problems.append((key + ".expression", "expression must be a non-empty string"))
+        elif not checks.is_template(expression):  # with {{ }} it is known only once rendered
+            try:
+                parse(expression)  # parsed now, once; runs reuse the tree
+            except InvalidExpression as exc:
+                problems.append((key + ".expression", f"expression {expression[:200]!r} is invalid: {exc}"))
     return problems
 
 

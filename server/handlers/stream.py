@@ -74,7 +74,7 @@ class ExecuteStreamHandler(_StreamHandler):
             variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
             run = start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
         except ActorflowError as exc:
-            extra = {"details": exc.extra["details"]} if "details" in exc.extra else {}
+            extra = {k: exc.extra[k] for k in ("details", "details_omitted") if k in exc.extra}
             sse.fail(exc.message, **extra)
         except Exception:
             log.exception("could not start a streamed run of workflow %s", workflow_id,

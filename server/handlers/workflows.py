@@ -52,9 +52,9 @@ class WorkflowHandler(BaseHandler):
         self.write_json({"ok": True})
 
 
-def read_graph(raw, registry, max_blocks):
+def read_graph(raw, registry, settings):
     """Parse and check a graph body: off the IOLoop thread, since it may be 16 MiB."""
-    return validate_graph(parse_json(raw), registry, max_blocks)
+    return validate_graph(parse_json(raw), registry, settings.max_blocks, settings.max_edges)
 
 
 class GraphHandler(BaseHandler):
@@ -64,7 +64,7 @@ class GraphHandler(BaseHandler):
     async def put(self, workflow_id):
         wf_model.get_workflow(self.workspace, workflow_id)
         blocks, edges = await off_loop(read_graph, self.request.body, self.runtime.registry,
-                                       self.settings_.max_blocks)
+                                       self.settings_)
         saved = await self.runtime.writer.call(
             wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url())
         self.write_json(with_fire_times(saved))
