@@ -198,3 +198,28 @@ async def test_a_thousand_parallel_conditions_in_five_runs_parse_nothing_again(a
     outputs = {entry["block_id"]: entry["output"] for entry in logs["logs"]}
     assert outputs["c7"] == {"branch": "c1"} and outputs["t"] == {"branch": "c0"}
     assert all(entry["status"] == "completed" for entry in logs["logs"])
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_no_route_answers_500_to_bad_values(api, server):
+    """Every route and method, with every bad query value at once and each unstorable body."""
+    wf, hook_id, secret = await hooked(api)
+    status, fired, _ = await fire(api, hook_id, {"x": 1}, secret=secret, query="?wait=1")
+    eid = fired["execution_id"]
+    paths = ["/api/health", "/api/workflows", f"/api/workflows/{wf}", f"/api/workflows/{wf}/graph",
+             f"/api/workflows/{wf}/deploy", f"/api/workflows/{wf}/undeploy", f"/api/workflows/{wf}/arm",
+             f"/api/workflows/{wf}/execute", f"/api/workflows/{wf}/executions",
+             f"/api/workflows/{wf}/executions/{eid}", f"/api/workflows/{wf}/executions/{eid}/logs",
+             f"/api/workflows/{wf}/executions/{eid}/cancel", f"/api/workflows/{wf}/executions/{eid}/stream",
+             f"/api/webhooks/{hook_id}", "/api/nothing"]
+    query = "?limit=%ED%A0%80&offset=%EF%BC%91&status=%20running&wait=%FF&last_event_id=%C2%B2"
+    for path in paths:
+        for method in ("GET", "POST", "PUT", "PATCH"):
+            for bad in UNSTORABLE[:2] + UNSTORABLE[3:5]:
+                status, body, response = await api.call(method, path + query,
+                                                        raw=('{"name": %s}' % bad).encode())
+                assert status < 500, (method, path, bad, status, body)
+                if status >= 400:
+                    assert body["error"] and strict(response.body)
+    status, body = await api.get(f"/api/workflows/{wf}/executions/{eid}")
+    assert status == 200 and body["status"] != "running"
