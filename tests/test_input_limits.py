@@ -91,6 +91,11 @@ async def test_bodies_over_the_limit_are_413_json_however_sent(api, server):
         server.port, f"POST /api/workflows HTTP/1.1\nHost: x\n{auth}Expect: 100-continue\n"
                      f"Content-Length: {LIMIT + 1}\n")
     assert status == 413 and sent == 0
+    # A Content-Length beyond any integer type is over the limit too; one that is not a number is 400.
+    for length, expected in ((str(10 ** 30), 413), ("abc", 400), ("-1", 400)):
+        status, body, _ = await raw_request(
+            server.port, f"POST /api/workflows HTTP/1.1\nHost: x\n{auth}Content-Length: {length}\n")
+        assert status == expected and body["error"], (length, body)
     # The graph route has its own, larger limit; the coded shape holds there too.
     status, body = await loop.run_in_executor(
         None, send_all_then_read, server.port, "PUT", f"/api/workflows/{wf['id']}/graph",

@@ -28,7 +28,7 @@ JSON_TYPE = "application/json; charset=UTF-8"
 DRAIN_BYTES = 16 * 1024 * 1024
 # Bodies larger than this are parsed off the IOLoop thread.
 INLINE_PARSE_BYTES = 64 * 1024
-_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 # CPU work of the door (parsing and checking big bodies), off the IOLoop thread.
 _DOOR = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="actorflow-door")
@@ -124,7 +124,7 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         if not _CONTENT_LENGTH.fullmatch(declared):
             raise ValidationError("Content-Length must be a plain non-negative integer")
-        length = int(declared)
+        length = int(declared) if len(declared) <= 19 else float("inf")
         if length > self.body_limit and (
                 length > self.body_limit + DRAIN_BYTES
                 or self.request.headers.get("Expect", "").lower() == "100-continue"):
