@@ -8,6 +8,7 @@ import json
 import logging
 import re
 
+import tornado.iostream
 import tornado.web
 
 from models.workspace import workspace_for_key
@@ -144,10 +145,16 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Content-Type", JSON_TYPE)
             self.set_header("Content-Length", str(len(body)))
             self.write(body)
-            return self.flush()  # read on only once the answer is out
+            return self._flush_quietly()  # read on only once the answer is out
         if over > DRAIN_BYTES and not self._finished:
             self.finish()  # enough thrown away: hang up
         return None
+
+    async def _flush_quietly(self):
+        try:
+            await self.flush()
+        except tornado.iostream.StreamClosedError:
+            pass  # the client left; tornado ends the request
 
     def end_body(self) -> bool:
         """The whole body is in: make it `request.body`. False when it was already refused."""
