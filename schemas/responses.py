@@ -43,7 +43,8 @@ class CodedError(Schema):
     error = fields.String(required=True)
     error_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][A-Z_]*$"),
                                metadata={"example": "VALIDATION_ERROR"})
-    details = fields.List(fields.Nested(ValidationDetail))
+    details = fields.List(fields.Nested(ValidationDetail), metadata={"description": "at most 100"})
+    details_omitted = fields.Integer(metadata={"description": "problems past the first 100 of details"})
     execution_id = fields.String()
     block_id = fields.String(allow_none=True)
 
