@@ -25,6 +25,13 @@ def schedule_graph(**config):
             [edge("tick", "out")])
 
 
+@pytest.fixture
+def scheduler(server):
+    """The server's scheduler with its periodic passes off: each test passes its own `now`."""
+    server.runtime.scheduler.stop()
+    return server.runtime.scheduler
+
+
 async def deployed(api, **config):
     wf = await api.workflow(*schedule_graph(**config))
     status, body = await api.post(f"/api/workflows/{wf}/deploy")
@@ -91,8 +98,7 @@ async def test_get_shows_the_next_three_fire_times(api):
 
 
 @pytest.mark.gen_test
-async def test_each_tick_runs_exactly_once_while_deployed(api, server):
-    scheduler = server.runtime.scheduler
+async def test_each_tick_runs_exactly_once_while_deployed(api, scheduler):
     wf, deployed_at = await deployed(api, cron="0 * * * *", variables={"who": "cron"})
     tick = next_fires({"cron": "0 * * * *"}, deployed_at, 1)[0]
     assert await scheduler.run_due(now=tick - datetime.timedelta(seconds=1)) == []
@@ -112,15 +118,15 @@ async def test_each_tick_runs_exactly_once_while_deployed(api, server):
 
 
 @pytest.mark.gen_test
-async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, server):
-    scheduler = server.runtime.scheduler
+async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, scheduler):
     skip, deployed_at = await deployed(api, cron="*/10 * * * *", variables={"who": "a"})
     catch, _ = await deployed(api, cron="*/10 * * * *", catch_up="latest", variables={"who": "b"})
-    later = deployed_at + datetime.timedelta(hours=2, minutes=1)  # a dozen ticks missed
+    # A dozen ticks missed; the latest one is 5 minutes old (late, not merely slow).
+    latest = next_fires({"cron": "*/10 * * * *"}, deployed_at + datetime.timedelta(hours=2), 1)[0]
+    later = latest + datetime.timedelta(minutes=5)
     runs = await scheduler.run_due(now=later)
     assert [r.workflow_id for r in runs] == [catch]
     result = await runs[0].finished
-    latest = next_fires({"cron": "*/10 * * * *"}, later - datetime.timedelta(minutes=10), 1)[0]
     assert result["output"] == {"at": latest.isoformat(timespec="milliseconds") + "Z", "who": "b"}
     assert await scheduler.run_due(now=later + datetime.timedelta(seconds=5)) == []
     assert await stored_runs(api, skip) == []
