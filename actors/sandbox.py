@@ -29,9 +29,10 @@ process limit; and after the job every process still running under its id
 shared temporary directories is removed, before the id is used again. To reap
 those orphans itself, the server process becomes a child subreaper
 (prctl PR_SET_CHILD_SUBREAPER); it only ever reaps zombies under sandbox ids.
-Without root, children run as the server's own user and without namespaces:
-the limits and the seccomp filter still hold, but the files that user can
-read are not protected.
+Without root, children run as the server's own user; they enter the same
+namespaces from a user namespace of their own (where the kernel allows that),
+then give up every capability. The guards and limits hold, but the files that
+user can read are not protected.
 """
 
 import fcntl

@@ -7,11 +7,11 @@ OWNER names the server process that started it (``actorflow-sandbox-owner=
 PID:START``) so a later server can tell a leftover from a live one.
 
 The process splits in two. The outer half unshares the namespaces its guards
-ask for and forks; it then only waits, and if the server dies (the lifeline
+ask for (without root, from a new user namespace where it is uid 1000) and forks; it then only waits, and if the server dies (the lifeline
 pipe, whose write end only the server holds, reports hang-up) it kills the
 inner half. The inner half is the first process of the new PID namespace: it
 mounts a fresh /proc and private tmpfs on /tmp, /var/tmp, /dev/shm and
-/run/lock, drops to the sandbox user, installs a seccomp filter that refuses
+/run/lock, drops to the sandbox user (or, without root, every capability), installs a seccomp filter that refuses
 new user namespaces, asks for SIGKILL when the outer half dies, sets its
 limits, and only then reads the job. When it exits, the kernel kills
 everything else in its PID namespace and drops its IPC and mount namespaces
@@ -71,7 +71,7 @@ def main(argv):
     guards = set(opts["guards"])
     _limit(resource.RLIMIT_CORE, 0)
     try:
-        _unshare(_clone_flags(guards))
+        _enter_namespaces(_clone_flags(guards))
     except OSError as exc:
         _setup_failed("unshare", exc)
     child = os.fork()
@@ -166,6 +166,8 @@ def _enter(guards, opts):
                 _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
                        "mode=1777,size=%dm,nr_inodes=65536" % max(1, mb))
         os.chdir("/tmp")
+    if os.geteuid() != 0:
+        _drop_capabilities()  # those it got with its own user namespace
     uid = opts.get("uid")
     if uid is not None:
         os.setgroups([])
@@ -210,6 +212,35 @@ def _check(result, what):
         ctypes, _ = _c()
         errno = ctypes.get_errno()
         raise OSError(errno, "%s: %s" % (what, os.strerror(errno)))
+
+
+def _enter_namespaces(flags):
+    """unshare(flags); without root, inside a new user namespace of our own
+    (our uid and gid mapped to 1000, no other ids) that makes the rest allowed."""
+    if not flags or os.geteuid() == 0:
+        _unshare(flags)
+        return
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(flags | CLONE_NEWUSER)
+    for name, text in (("uid_map", "1000 %d 1" % uid), ("setgroups", "deny"),
+                       ("gid_map", "1000 %d 1" % gid)):
+        with open("/proc/self/" + name, "w") as f:
+            f.write(text)
+
+
+def _drop_capabilities():
+    """Give up every capability (held in our own user namespace). As uid 1000
+    there, no later exec gives them back."""
+    ctypes, libc = _c()
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
 
 
 def _unshare(flags):
@@ -325,7 +356,7 @@ def _try_here(guard):
         if libc.unshare(ctypes.c_int(CLONE_NEWUSER)) == 0:
             raise OSError(0, "the seccomp filter did not hold")
         return
-    _unshare(_clone_flags({guard}))
+    _enter_namespaces(_clone_flags({guard}))
     if guard == "mount":
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1m")

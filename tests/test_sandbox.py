@@ -1,6 +1,7 @@
 """SandboxPool on its own: real child processes, no server."""
 
 import errno
+import json
 import os
 import resource
 import shutil
@@ -651,3 +652,42 @@ def test_waiting_for_a_slot_counts_toward_the_timeout_and_a_cancel_ends_it():
     finally:
         stop.set()
         p.close()
+
+
+UNPRIVILEGED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from actors.sandbox import SandboxPool
+pool = SandboxPool(size=0, memory_mb=256, cpu_seconds=20)
+code = ("import ctypes, os, subprocess\\n"
+        "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\\n"
+        "umount = subprocess.run(['umount', '/tmp'], capture_output=True).returncode\\n"
+        "return [os.getpid(), os.listdir('/tmp'), caps, umount,"
+        " ctypes.CDLL(None, use_errno=True).unshare(0x10000000)]")
+try:
+    print(json.dumps([pool.guards, pool.run(code, {}, timeout=20).value]))
+finally:
+    pool.close()
+"""
+
+
+@needs_root
+@pytest.mark.skipif(not os.access("/usr/bin/python3", os.X_OK), reason="no /usr/bin/python3")
+def test_without_root_a_user_namespace_of_its_own_gives_the_same_guards():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(["/usr/bin/python3", "-c", UNPRIVILEGED, root], cwd="/",
+                          user=65534, group=65534, extra_groups=[], capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode != 0 and ("Permission denied" in done.stderr
+                                 or "No module named" in done.stderr):
+        pytest.skip(f"user 65534 cannot run this checkout: {done.stderr[-200:]}")
+    assert done.returncode == 0, done.stderr
+    guards, (pid, tmp, caps, umount, unshared) = json.loads(done.stdout)
+    allowed = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"],
+                             user=65534, group=65534, extra_groups=[], cwd="/").returncode == 0
+    if not allowed:
+        pytest.skip("the kernel here refuses unprivileged user namespaces")
+    assert guards == ["ipc", "mount", "pid", "net", "userns"]
+    assert pid == 1 and tmp == []
+    assert caps == "0000000000000000" and umount != 0  # its mounts stay put
+    assert unshared == -1
