@@ -199,3 +199,21 @@ async def test_health_answers_while_a_huge_graph_is_checked(api):
     status, body, _ = await put
     assert status == 400 and len(body["details"]) >= 1, body
     assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stalled_chunked_and_graph_bodies_do_not_block_others(api, server):
+    stalled = []
+    for head, first in ((f"POST /api/workflows HTTP/1.1\nHost: x\nAuthorization: Bearer {KEY}\n"
+                         "Transfer-Encoding: chunked\n", b'5\r\n{"nam\r\n'),
+                        (f"PUT /api/workflows/x/graph HTTP/1.1\nHost: x\nAuthorization: Bearer {KEY}\n"
+                         "Content-Length: 1000000\n", b'{"blocks": [')):
+        stream = await TCPClient().connect("127.0.0.1", server.port)
+        await stream.write(head.replace("\n", "\r\n").encode() + b"\r\n" + first)
+        stalled.append(stream)
+    status, body = await api.post("/api/workflows", {"name": "others go on"})
+    assert status == 201
+    status, body = await api.get("/api/health", key=None)
+    assert status == 200
+    for stream in stalled:
+        stream.close()
