@@ -75,6 +75,7 @@ def execution_json(row: Execution, full=False) -> dict:
         "finished_at": iso(row.finished_at),
         "duration_ms": row.duration_ms,
         "error": row.error,
+        "graph_version": row.graph_version,
     }
     if full:
         body["block_id"] = row.error_block

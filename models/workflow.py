@@ -4,7 +4,7 @@ import typing
 
 import peewee
 
-from models.errors import WorkflowNotFound, ValidationError
+from models.errors import NotFound, WorkflowNotFound, ValidationError
 from .base import BaseModel, JSONField, iso, new_id, new_token, utcnow
 
 
@@ -66,6 +66,7 @@ def workflow_json(wf: Workflow) -> dict:
         "armed_until": iso(wf.armed_until),
         "created_at": iso(wf.created_at),
         "updated_at": iso(wf.updated_at),
+        "graph_version": wf.version,
     }
 
 
@@ -182,8 +183,9 @@ def delete_workflow(workspace: str, workflow_id: str):
     wf.delete_instance()
 
 
-def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, public_url: str) -> dict:
-    """Replace the graph. Webhook blocks keep the credentials the server issued them."""
+def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, public_url: str,
+               keep_versions: int = 100) -> dict:
+    """Replace the graph as its next version. Webhook blocks keep the credentials the server issued them."""
     wf = get_workflow(workspace, workflow_id)
     issued = {
         b.block_id: (b.config.get("webhook_id"), b.config.get("webhook_secret"))
@@ -216,6 +218,7 @@ def save_graph(workspace: str, workflow_id: str, blocks: list, edges: list, publ
     wf.version += 1
     wf.save()
     store_snapshot(wf.id, wf.version, block_rows, edge_rows)
+    prune_versions(wf.id, wf.version - keep_versions)
     return full_workflow_json(wf, public_url)
 
 
@@ -223,7 +226,7 @@ def deploy(workspace: str, workflow_id: str) -> dict:
     wf = get_workflow(workspace, workflow_id)
     now = utcnow()
     Workflow.update(deployed=True, deployed_at=now, updated_at=now).where(Workflow.pk == wf.pk).execute()
-    return {"ok": True, "deployed_at": iso(now)}
+    return {"ok": True, "deployed_at": iso(now), "graph_version": wf.version}
 
 
 def undeploy(workspace: str, workflow_id: str) -> dict:
@@ -267,3 +270,49 @@ def consume_arm(workflow_pk: int) -> bool:
                     & (Workflow.armed_until.is_null(False)) & (Workflow.armed_until > now))
              .execute())
     return count == 1
+
+
+# -- graph versions ---------------------------------------------------------
+
+def _version_json(row) -> dict:
+    return {"graph_version": row.version, "saved_at": iso(row.saved_at),
+            "blocks": len(row.blocks), "edges": len(row.edges)}
+
+
+def list_versions(workspace: str, workflow_id: str, limit: int, offset: int):
+    """A page of the workflow's stored graph versions, newest first: (rows as JSON, total)."""
+    wf = get_workflow(workspace, workflow_id)
+    query = GraphSnapshot.select().where(GraphSnapshot.workflow == wf.id)
+    total = query.count()
+    rows = [] if limit == 0 else query.order_by(GraphSnapshot.version.desc()).limit(limit).offset(offset)
+    return [_version_json(r) for r in rows], total
+
+
+def get_version(workspace: str, workflow_id: str, version: int) -> dict:
+    """One stored version with its graph, or NotFound."""
+    wf = get_workflow(workspace, workflow_id)
+    row = GraphSnapshot.get_or_none((GraphSnapshot.workflow == wf.id) & (GraphSnapshot.version == version))
+    if row is None:
+        raise NotFound(f"workflow has no stored graph version {version}")
+    body = _version_json(row)
+    body.update(workflow_id=wf.id, blocks=row.blocks, edges=row.edges)
+    return body
+
+
+def restore_version(workspace: str, workflow_id: str, version: int, public_url: str,
+                    keep_versions: int = 100) -> dict:
+    """Save stored `version` again as the newest version; answers like save_graph."""
+    stored = get_version(workspace, workflow_id, version)
+    return save_graph(workspace, workflow_id, stored["blocks"], stored["edges"], public_url, keep_versions)
+
+
+def prune_versions(workflow_id: str, up_to: int):
+    """Drop stored versions <= `up_to`, except those a stored (or running) execution ran."""
+    if up_to < 1:
+        return
+    from .execution import Execution
+    used = Execution.select(Execution.graph_version).where(
+        (Execution.workflow == workflow_id) & Execution.graph_version.is_null(False))
+    GraphSnapshot.delete().where(
+        (GraphSnapshot.workflow == workflow_id) & (GraphSnapshot.version <= up_to)
+        & GraphSnapshot.version.not_in(used)).execute()

@@ -75,6 +75,7 @@ class Ok(Schema):
 
 class Deployed(Ok):
     deployed_at = _time()
+    graph_version = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
 class Armed(Ok):
@@ -90,6 +91,8 @@ class Workflow(Schema):
     armed_until = _when()
     created_at = _time()
     updated_at = _time()
+    graph_version = fields.Integer(required=True, validate=validate.Range(min=0),
+                                   metadata={"description": "the latest saved graph's version (0: none yet)"})
 
 
 class WorkflowPage(Schema):
@@ -146,6 +149,8 @@ class Execution(Schema):
     finished_at = _when()
     duration_ms = fields.Integer(required=True, allow_none=True)
     error = fields.String(required=True, allow_none=True)
+    graph_version = fields.Integer(required=True, allow_none=True,
+                                   metadata={"description": "the graph version the run ran"})
 
 
 class ExecutionDetail(Execution):
@@ -243,3 +248,25 @@ class ErrorEvent(Schema):
 
 STREAM_EVENTS = (ExecutionStartedEvent, BlockStartedEvent, BlockChunkEvent, BlockCompletedEvent, BlockSkippedEvent,
                  BlockFailedEvent, ExecutionCompletedEvent, ErrorEvent)
+
+
+class Version(Schema):
+    graph_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    saved_at = _time()
+    blocks = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"description": "how many"})
+    edges = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"description": "how many"})
+
+
+class VersionPage(Schema):
+    versions = fields.List(fields.Nested(Version), required=True)
+    total = fields.Integer(required=True, validate=validate.Range(min=0))
+    limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
+    offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
+
+
+class VersionGraph(Schema):
+    workflow_id = fields.String(required=True)
+    graph_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    saved_at = _time()
+    blocks = fields.List(fields.Nested(SavedBlock), required=True)
+    edges = fields.List(fields.Nested(SavedEdge), required=True)

@@ -4,7 +4,7 @@ import tornado.httpserver
 import tornado.web
 
 from .access_log import log_request
-from .handlers import base, console, deploy, docs, executions, stream, webhooks, workflows
+from .handlers import base, console, deploy, docs, executions, stream, versions, webhooks, workflows
 from .handlers.metrics import MetricsHandler
 
 WF = r"/api/workflows/([^/]+)"
@@ -23,6 +23,9 @@ def make_app(runtime) -> tornado.web.Application:
         (r"/api/workflows/?", workflows.WorkflowsHandler),
         (WF + r"/?", workflows.WorkflowHandler),
         (WF + r"/graph/?", workflows.GraphHandler),
+        (WF + r"/versions/?", versions.VersionsHandler),
+        (WF + r"/versions/([^/]+)/?", versions.VersionHandler),
+        (WF + r"/versions/([^/]+)/restore/?", versions.RestoreVersionHandler),
         (WF + r"/deploy/?", deploy.DeployHandler),
         (WF + r"/undeploy/?", deploy.UndeployHandler),
         (WF + r"/arm/?", deploy.ArmHandler),

@@ -25,7 +25,7 @@ from schemas.fields import StrictInteger, StrictNumber
 from schemas.workflow import CreateWorkflow, UpdateWorkflow
 from server import __version__
 from server.errors import CODED, PLAIN
-from server.handlers import base, deploy, docs, executions, stream, webhooks, workflows
+from server.handlers import base, deploy, docs, executions, stream, versions, webhooks, workflows
 from server.handlers.metrics import MetricsHandler
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -35,6 +35,7 @@ INT64_MAX = 2 ** 63 - 1
 PATH_PARAMS = {
     "id": "Workflow ID",
     "eid": "Execution ID",
+    "n": "Graph version number (1, 2, ...)",
     "webhook_id": "The webhook block's `config.webhook_id`",
     "asset": "A file of the vendored Swagger UI",
 }
@@ -197,6 +198,21 @@ OPERATIONS = {
          404: "No such workflow (WORKFLOW_NOT_FOUND)", 413: "Body over the graph body limit", **STORE},
         body=r.GraphBody, tags=["graph"])},
 
+    versions.VersionsHandler: {"get": op(
+        "listVersions", "List the workflow's stored graph versions, newest first",
+        {200: answer("A page of versions (counts, not graphs)", r.VersionPage)},
+        {400: "limit or offset is not a non-negative integer", **NOT_FOUND},
+        params=[LIMIT, OFFSET], tags=["graph"])},
+    versions.VersionHandler: {"get": op(
+        "getVersion", "One stored graph version, blocks and edges as saved",
+        {200: answer("The version", r.VersionGraph)},
+        {404: "No such workflow, or no such stored version"}, tags=["graph"])},
+    versions.RestoreVersionHandler: {"post": op(
+        "restoreVersion", "Save a stored version again as the newest version",
+        {200: answer("The workflow with the restored graph, as GET answers it", r.WorkflowWithGraph)},
+        {404: "No such workflow, or no such stored version", **STORE}, body=None, body_required=False,
+        tags=["graph"])},
+
     deploy.DeployHandler: {"post": op(
         "deployWorkflow", "Deploy (enables webhook triggering)",
         {200: answer("Deployed", r.Deployed, links={"Arm": link("armWorkflow", id="$request.path.id")})},
@@ -325,6 +341,8 @@ def route_path(pattern: str, handler_class) -> tuple[str, list[str]]:
 
 def _param_names(pattern):
     count = pattern.count("([^/]+)")
+    if "/versions/" in pattern:
+        return ["id", "n"][:count]
     for prefix, names in (("/api/workflows/", ["id", "eid"]), ("/api/webhooks/", ["webhook_id"]),
                           ("/api/docs/", ["asset"])):
         if pattern.startswith(prefix):

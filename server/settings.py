@@ -39,6 +39,7 @@ class Settings:
     keepalive_interval: float = 15.0
     heartbeat_interval: float = 5.0
     schedule_interval: float = 1.0
+    keep_versions: int = 100
     chunk_retention: float = 300.0
     sandbox_pool: int = 2
     code_memory_mb: int = 512
@@ -107,6 +108,7 @@ _FIELDS = {
     "keepalive_interval": ("ACTORFLOW_KEEPALIVE_INTERVAL", float),
     "heartbeat_interval": ("ACTORFLOW_HEARTBEAT_INTERVAL", float),
     "schedule_interval": ("ACTORFLOW_SCHEDULE_INTERVAL", float),
+    "keep_versions": ("ACTORFLOW_KEEP_VERSIONS", int),
     "chunk_retention": ("ACTORFLOW_CHUNK_RETENTION", float),
     "sandbox_pool": ("ACTORFLOW_SANDBOX_POOL", int),
     "code_memory_mb": ("ACTORFLOW_CODE_MEMORY_MB", int),
@@ -133,7 +135,7 @@ CONFIG_ENV = "ACTORFLOW_CONFIG"
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
              "max_body", "max_graph_body", "max_blocks", "max_edges", "code_memory_mb",
-             "code_cpu_seconds"}
+             "code_cpu_seconds", "schedule_interval", "keep_versions"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

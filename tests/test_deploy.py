@@ -41,7 +41,8 @@ async def test_deploy_then_undeploy(api):
     before = utcnow() - datetime.timedelta(seconds=1)
     status, body = await api.post(f"/api/workflows/{wf}/deploy")
     assert status == 200, body
-    assert set(body) == {"ok", "deployed_at"} and body["ok"] is True
+    assert set(body) == {"ok", "deployed_at", "graph_version"} and body["ok"] is True
+    assert body["graph_version"] == 1  # the graph it deployed
     deployed_at = parse(body["deployed_at"])
     assert before <= deployed_at <= utcnow() + datetime.timedelta(seconds=1)
 

@@ -66,5 +66,6 @@ class GraphHandler(BaseHandler):
         blocks, edges = await off_loop(read_graph, self.request.body, self.runtime.registry,
                                        self.settings_)
         saved = await self.runtime.writer.call(
-            wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url())
+            wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url(),
+            self.settings_.keep_versions)
         self.write_json(with_fire_times(saved))
