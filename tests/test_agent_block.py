@@ -60,6 +60,7 @@ async def test_http_tool_then_final_answer(api, fake_llm, echo, server):
     assert seen["query"] == {"city": "Paris"}
     assert seen["headers"]["x-actorflow-depth"] == "1"          # a run started without it: depth 0
     assert seen["headers"]["x-key"] == "k-42"
+    assert seen["headers"]["idempotency-key"] == f"{body['execution_id']}:agent:1.1"  # round.call
 
     first, second = fake_llm.requests
     assert first["stream"] is True
@@ -97,6 +98,9 @@ async def test_parallel_tool_calls(api, fake_llm, echo):
     steps = body["output"]["agent"]["steps"]
     assert [s["arguments"]["city"] for s in steps] == ["Oslo", "Rome", "Lima"]   # the model's order
     assert [s["result"]["query"]["city"] for s in steps] == ["Oslo", "Rome", "Lima"]
+    keys = {r["query"]["city"]: r["headers"]["idempotency-key"] for r in echo.requests}
+    eid = body["execution_id"]
+    assert keys == {"Oslo": f"{eid}:agent:1.1", "Rome": f"{eid}:agent:1.2", "Lima": f"{eid}:agent:1.3"}
     answers = tool_messages(fake_llm.requests[1])
     assert len(answers) == 3
     assert len({a["tool_call_id"] for a in answers}) == 3

@@ -8,6 +8,8 @@ import datetime
 import signal
 import time
 
+import pytest
+
 from tests import crashload as cl
 from tests.echo_server import EchoServer
 from tests.processes import ServerProcess, wait_until
@@ -129,3 +131,15 @@ def test_a_second_process_takes_over_a_killed_ones_runs(tmp_path):
         a.kill()
         b.kill()
         echo.stop()
+
+
+@pytest.mark.gen_test
+async def test_on_resume_is_checked_when_saved(api):
+    status, wf = await api.post("/api/workflows", {"name": "x"})
+    for value, expected in (("fail", 200), ("run", 200), ("never", 400), (True, 400)):
+        status, body = await api.put(f"/api/workflows/{wf['id']}/graph", {
+            "blocks": [cl.START, cl.block("pay", cl.code("return 1", on_resume=value))],
+            "edges": [cl.edge("start", "pay")]})
+        assert status == expected, body
+        if status == 400:
+            assert "on_resume" in str(body)

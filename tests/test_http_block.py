@@ -38,6 +38,10 @@ async def test_get_json_with_headers_and_templates(api, echo):
     assert seen["headers"]["x-token"] == "t-1"
     assert seen["headers"]["x-number"] == "7"
     assert echo.requests[-1]["headers"]["x-token"] == "t-1"
+    # The same key on every retry and after a resume; a config may set its own.
+    assert seen["headers"]["idempotency-key"] == f"{body['execution_id']}:call"
+    status, body = await run_http(api, {"url": echo.url + "/echo", "headers": {"idempotency-key": "mine"}})
+    assert status == 200 and echo.requests[-1]["headers"]["idempotency-key"] == "mine"
 
 
 @pytest.mark.gen_test(timeout=30)
