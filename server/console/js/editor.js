@@ -17,7 +17,20 @@ const TEMPLATES = {
   http: {method: "GET", url: "https://example.com"},
   llm: {prompt: "Say hello"},
   agent: {prompt: "Say hello", tools: []},
+  schedule: {cron: "0 * * * *", timezone: "UTC"},
 };
+
+// The engine's block types, as the API's own OpenAPI document lists them (no key needed).
+let typesOnce = null;
+function blockTypes() {
+  typesOnce ??= fetch("/api/openapi.json").then((r) => r.json())
+    .then((doc) => {
+      const names = doc.components.schemas.Block.properties.type.enum;
+      return [...TYPES.filter((t) => names.includes(t)), ...names.filter((t) => !TYPES.includes(t))];
+    })
+    .catch(() => TYPES);
+  return typesOnce;
+}
 
 /** A tab list whose panels stay in the DOM (hidden), so their state survives switching. */
 function tabs(names, onSwitch) {
@@ -73,7 +86,7 @@ export async function workflowPage(ctx, id) {
   const dirtyNote = h("span", {class: "muted", role: "status"});
   const problemsBox = h("div", {class: "problems-box", role: "alert"});
 
-  const typeSelect = h("select", {name: "type"}, TYPES.map((t) => h("option", {value: t, text: t})));
+  const typeSelect = h("select", {name: "type"}, (await blockTypes()).map((t) => h("option", {value: t, text: t})));
   const idInput = h("input", {type: "text", name: "block-id", autocomplete: "off", placeholder: "auto", size: 10});
   const addForm = h("form", {class: "row add-block", onsubmit: (e) => { e.preventDefault(); addBlock(); }}, [
     field("Block type", typeSelect), field("Block id", idInput),
@@ -124,7 +137,7 @@ export async function workflowPage(ctx, id) {
     // a trigger goes in the first column; another block right of the selected one, or of everything
     const ref = st.blocks.find((b) => b.id === st.selected);
     const step = 240;  // NODE_W and a gap, on the 10 px grid blocks snap to
-    const trigger = type === "starter" || type === "webhook";
+    const trigger = ["starter", "webhook", "schedule"].includes(type);
     const xs = st.blocks.map((b) => b.position.x);
     const x = trigger ? Math.min(0, ...xs) : ref ? ref.position.x + step : Math.max(-step, ...xs) + step;
     let y = ref && !trigger ? ref.position.y : 0;
@@ -258,7 +271,7 @@ export async function workflowPage(ctx, id) {
     const config = h("textarea", {name: "config", rows: 10, spellcheck: "false", class: "mono",
                                   value: JSON.stringify(b.config, null, 2)});
     const configErr = h("p", {class: "error", role: "alert"});
-    const others = st.blocks.filter((x) => x.id !== b.id && x.type !== "starter" && x.type !== "webhook");
+    const others = st.blocks.filter((x) => x.id !== b.id && !["starter", "webhook", "schedule"].includes(x.type));
     const target = h("select", {name: "target"}, others.map((x) => h("option", {value: x.id, text: x.id})));
     const handles = b.type === "condition"
       ? [...((Array.isArray(b.config.conditions) ? b.config.conditions : []).map((c) => c && c.id).filter(Boolean)), "else"] : [];

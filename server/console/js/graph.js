@@ -7,7 +7,7 @@ import {s, clear} from "./dom.js";
 export const NODE_W = 172, NODE_H = 60;
 const PAD = 40, GAP_X = 240, GAP_Y = 96;
 
-export const TYPES = ["starter", "webhook", "condition", "code", "http", "llm", "agent", "response"];
+export const TYPES = ["starter", "webhook", "schedule", "condition", "code", "http", "llm", "agent", "response"];
 
 /** Positions for every block: layered left to right by longest path from the roots. */
 export function autoLayout(blocks, edges) {

@@ -54,10 +54,14 @@ export async function runPage(ctx, id, eid) {
   const [wf, ex] = await Promise.all([api.get(wfPath(id)), api.get(exPath(id, eid))]);
   ctx.nav([["Workflows", "#/"], [wf.name, `#/wf/${encodeURIComponent(id)}`],
            ["History", `#/wf/${encodeURIComponent(id)}/runs`], ["Run", null]]);
-  // The API keeps no copy of the graph a run used: draw today's graph, plus any block
-  // the logs name that is gone now.
-  const blocks = structuredClone(wf.blocks);
-  if (needsLayout(blocks)) { const p = autoLayout(blocks, wf.edges); blocks.forEach((b) => { b.position = p[b.id]; }); }
+  // Draw the graph version the run used; when that version is no longer kept, today's
+  // graph, plus any block the logs name that is gone now.
+  let used = wf;
+  if (ex.graph_version) {
+    try { used = await api.get(`${wfPath(id)}/versions/${encodeURIComponent(ex.graph_version)}`); } catch { /* pruned */ }
+  }
+  const blocks = structuredClone(used.blocks), edges = used.edges;
+  if (needsLayout(blocks)) { const p = autoLayout(blocks, edges); blocks.forEach((b) => { b.position = p[b.id]; }); }
   let selected = null;
   const graph = new GraphView({editable: false, label: "Graph of this run", onSelect: (b) => select(b)});
   const run = new RunState(graph, () => { drawHead(); drawBlock(); drawList(); });
@@ -72,7 +76,7 @@ export async function runPage(ctx, id, eid) {
       h("aside", {class: "side card", "aria-label": "Block details"}, [h("h2", {text: "Blocks"}), list, detail]),
     ]),
   ]));
-  graph.setGraph(blocks, wf.edges);
+  graph.setGraph(blocks, edges);
 
   function select(bid) {
     selected = bid;
@@ -110,7 +114,7 @@ export async function runPage(ctx, id, eid) {
       if (!blocks.some((b) => b.id === entry.block_id)) {
         const x = Math.max(0, ...blocks.map((b) => b.position.x));
         blocks.push({id: entry.block_id, type: entry.block_type, config: {}, position: {x: x + 240, y: 0}});
-        graph.setGraph(blocks, wf.edges);
+        graph.setGraph(blocks, edges);
       }
     }
     run.load(logs.logs);
