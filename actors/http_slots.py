@@ -69,7 +69,7 @@ class HttpSlots:
                     why = self._full(space, run)
                     if why is None:
                         break
-                    if guard.fired:
+                    if guard.fired or guard.ctx.cancelled.is_set():
                         try:
                             guard.raise_if_fired(f"{late} waiting for a connection: {why}")
                         except BlockTimeout as exc:

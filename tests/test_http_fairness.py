@@ -3,8 +3,10 @@
 import asyncio
 import time
 
+import pykka
 import pytest
 
+from actors.block import BlockActor
 from tests.conftest import OTHER_KEY, Api
 from tests.helpers import START, configure, edge
 from tests.llm_fixtures import echo  # noqa: F401  (fixture)
@@ -15,6 +17,20 @@ async def until(predicate, timeout=30):
     while not predicate():
         assert time.monotonic() < deadline, "condition never came true"
         await asyncio.sleep(0.02)
+
+
+async def running_blocks(api, wf, n, timeout=30):
+    """Wait until the workflow's one run has `n` http blocks running; returns the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, listing = await api.get(f"/api/workflows/{wf}/executions")
+        if listing["executions"]:
+            [execution] = listing["executions"]
+            status, logs = await api.get(f"/api/workflows/{wf}/executions/{execution['id']}/logs")
+            if sum(1 for e in logs["logs"] if e["block_type"] == "http" and e["status"] == "running") == n:
+                return execution
+        assert time.monotonic() < deadline, "the blocks never started"
+        await asyncio.sleep(0.05)
 
 
 def fan_out(url, n, timeout=60):
@@ -62,21 +78,28 @@ async def test_a_busy_workspace_cannot_starve_another(api, server, echo):
     assert echo.most_held["a"] == 3
 
 
-@configure(http_per_workspace=5, http_per_run=1)
+@configure(http_per_workspace=1, http_per_run=1)
 @pytest.mark.gen_test(timeout=60)
 async def test_cancel_ends_a_wait_for_a_connection(api, echo):
-    wf = await api.workflow(*fan_out(echo.url + "/gate/c", 3))
-    run = asyncio.ensure_future(api.execute(wf, {}))
-    await until(lambda: len(echo.held("c")) == 1)                  # one sent, two waiting
-    status, listing = await api.get(f"/api/workflows/{wf}/executions")
-    [execution] = listing["executions"]
-    status, body = await api.post(f"/api/workflows/{wf}/executions/{execution['id']}/cancel")
+    # Run X holds the workspace's only connection; run Y's three blocks wait for it.
+    wf_x = await api.workflow(*fan_out(echo.url + "/gate/x", 1))
+    run_x = asyncio.ensure_future(api.execute(wf_x, {}))
+    await until(lambda: len(echo.held("x")) == 1)
+    wf_y = await api.workflow(*fan_out(echo.url + "/echo/y", 3))
+    run_y = asyncio.ensure_future(api.execute(wf_y, {}))
+    execution = await running_blocks(api, wf_y, 3)
+    status, body = await api.post(f"/api/workflows/{wf_y}/executions/{execution['id']}/cancel")
     assert status == 200, body
     assert body["status"] == "cancelled"        # the run ended: no block kept waiting
-    status, body = await run
+    status, body = await run_y
     assert status == 500 and "cancelled" in body["error"], body
-    status, logs = await api.get(f"/api/workflows/{wf}/executions/{execution['id']}/logs")
+    status, logs = await api.get(f"/api/workflows/{wf_y}/executions/{execution['id']}/logs")
     assert {entry["block_id"]: entry["status"] for entry in logs["logs"] if entry["block_id"] != "start"} == {
         "g0": "cancelled", "g1": "cancelled", "g2": "cancelled"}
-    assert [r["path"] for r in echo.requests] == ["/gate/c"]        # the waiting two never connected
-    echo.open_gate("c")
+    # Y's block actors are gone (no thread still waiting for the connection X holds)...
+    await until(lambda: len(pykka.ActorRegistry.get_by_class(BlockActor)) == 1, timeout=10)
+    assert [r["path"] for r in echo.requests] == ["/gate/x"]        # ...and never connected
+    assert len(echo.held("x")) == 1                                 # and X still holds its own
+    echo.open_gate("x")
+    status, body = await run_x
+    assert status == 200, body
