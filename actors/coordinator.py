@@ -14,13 +14,13 @@ import time
 import pykka
 
 from models.base import utcnow
-from models.journal import apply as apply_journal
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
 from .events import end_event
 from .threads import EngineActor
 from .messages import BlockChunk, BlockDone, Cancel, RunBlock
+from .persist import RunWriter
 from .templates import Scope, render
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class Coordinator(EngineActor):
         self.attempts_before = {}  # resumed blocks: attempts made before the server stopped
         self.timer = None
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
+        self.writes = RunWriter(engine, plan.execution_id, self.actor_ref)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -308,15 +309,7 @@ class Coordinator(EngineActor):
             return
         ops, events, result = self.ops, tuple(self.events), self.result
         self.ops, self.events, self.result = [], [], None
-        eid, publish = self.plan.execution_id, self.engine.publish
-        where = {"execution_id": eid, "workflow_id": self.plan.workflow_id}  # for JSON logs
-
-        def done(_, error):
-            if error is not None:
-                log.error("could not store run %s: %s", eid, error, extra=where)
-            publish(eid, events, result)
-
-        self.engine.writer.submit(apply_journal if ops else None, (ops,) if ops else (), done)
+        self.writes.flush(ops, events, result)
 
 
 def _log_row(execution_id, seq, block, status):

@@ -7,12 +7,11 @@ U+FFFD; NaN and Infinity fail the block, since JSON has no such numbers.
 """
 
 import json
-import re
 
 from actors.errors import BlockError
+from models.base import without_surrogates
 
 LIMIT_NAME = "ACTORFLOW_MAX_VALUE_BYTES"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def storable(value, limit=None, what="block output"):
@@ -28,8 +27,7 @@ def storable(value, limit=None, what="block output"):
         raise BlockError(f"{what} is not JSON-serialisable: {exc}") from None
     except (TypeError, RecursionError) as exc:
         raise BlockError(f"{what} is not JSON-serialisable: {exc}") from None
-    if not text.isascii():
-        text = _SURROGATE.sub("\ufffd", text)
+    text = without_surrogates(text)
     check_size(text, limit, what)
     return json.loads(text)
 
@@ -46,8 +44,3 @@ def check_size(text, limit, what):
 def too_large(what, limit, size=None):
     how = f"{size} bytes" if size is not None else "more"
     return BlockError(f"{what} is {how}, over the limit of {limit} bytes ({LIMIT_NAME})")
-
-
-def clean_text(text):
-    """`text` with lone surrogates replaced by U+FFFD."""
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)

@@ -2,12 +2,28 @@
 
 import datetime
 import json
+import re
 import secrets
 import uuid
 
 import peewee
 
 database = peewee.DatabaseProxy()
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with lone UTF-16 surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def storable_json(value):
+    """A copy of `value` any store can hold: lone surrogates as U+FFFD, NaN and Infinity as null."""
+    if value is None:
+        return None
+    text = without_surrogates(json.dumps(value, ensure_ascii=False))
+    return json.loads(text, parse_constant=lambda _: None)
 
 
 def utcnow() -> datetime.datetime:
@@ -40,7 +56,8 @@ class JSONField(peewee.TextField):
     def db_value(self, value):
         if value is None:
             return None
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        # Strict: NaN or Infinity stored would be served back as invalid JSON.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def python_value(self, value):
         if value is None:

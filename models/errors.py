@@ -72,3 +72,7 @@ class ExecutionFailed(ActorflowError):
 
 class ExecutionTimeout(ActorflowError):
     """A run ended `timeout`."""
+
+
+class StorageUnavailable(ActorflowError):
+    """The store refused a write (locked past the busy timeout, disk full, a value it cannot encode)."""

@@ -7,7 +7,9 @@ shape and sent with `executemany`; values still go through each field's
 `db_value`, so JSON and times are stored exactly as the models store them.
 """
 
-from .base import database
+import peewee
+
+from .base import database, storable_json
 from .execution import BlockLog, Execution, ExecutionEvent
 
 _INSERTS = {"run": Execution, "log": BlockLog, "event": ExecutionEvent}
@@ -80,3 +82,31 @@ def apply(ops):
         else:
             raise ValueError(f"unknown journal op {kind!r}")
     flush()
+
+
+def fail_run(execution_id, row, reason, seq, event_text, finished_at, duration_ms):
+    """Writer job: end a run whose writes the store refused, as `failed` with `reason`.
+
+    `row` is the run's first row when it never got stored: it is stored now
+    (with its values made storable). Running block logs are cancelled, and the
+    end event is stored after the run's last stored one (at `seq` or later),
+    so a re-attached stream replays it and ends.
+    """
+    exists = Execution.select(Execution.id).where(Execution.id == execution_id).exists()
+    if not exists:
+        if row is None:
+            return False
+        row = dict(row, variables=storable_json(row.get("variables")),
+                   trigger_payload=storable_json(row.get("trigger_payload")))
+        Execution.insert(**row).execute()
+    changed = (Execution.update(status="failed", error=reason, output=None, finished_at=finished_at,
+                                duration_ms=duration_ms)
+               .where((Execution.id == execution_id) & (Execution.status == "running")).execute())
+    if not changed:
+        return False  # it ended some other way meanwhile (e.g. marked by a restart)
+    (BlockLog.update(status="cancelled", error=reason, finished_at=finished_at)
+     .where((BlockLog.execution == execution_id) & (BlockLog.status == "running")).execute())
+    last = (ExecutionEvent.select(peewee.fn.MAX(ExecutionEvent.seq))
+            .where(ExecutionEvent.execution == execution_id).scalar()) or 0
+    ExecutionEvent.insert(execution=execution_id, seq=max(seq, last + 1), data=event_text).execute()
+    return True

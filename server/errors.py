@@ -28,6 +28,7 @@ _TABLE = {
     e.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE", False),
     e.TooManyRequests: (429, "TOO_MANY_REQUESTS", False),
     e.ShuttingDown: (503, "SHUTTING_DOWN", False),
+    e.StorageUnavailable: (503, "STORAGE_UNAVAILABLE", False),
     e.ExecutionFailed: (500, "EXECUTION_FAILED", False),
     e.ExecutionTimeout: (504, "EXECUTION_TIMEOUT", False),
     BlockError: (500, "BLOCK_FAILED", False),

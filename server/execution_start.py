@@ -5,7 +5,9 @@ import re
 from actors.dag import Graph
 from actors.plan import DEPTH_HEADER, plan_run
 from models import workflow as wf_model
-from models.errors import DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown, ValidationError
+from actors.persist import STORAGE_CODE
+from models.errors import (DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown,
+                           StorageUnavailable, ValidationError)
 
 
 class GraphCache:
@@ -72,6 +74,8 @@ def sync_answer(run, result):
     if status == "completed":
         return 200, {"execution_id": eid, "status": "completed", "output": result["output"],
                      "duration_ms": result["duration_ms"]}
+    if result.get("code") == STORAGE_CODE:
+        raise StorageUnavailable(result["error"], execution_id=eid)
     if status == "timeout":
         raise ExecutionTimeout(result["error"] or "execution timed out", execution_id=eid)
     raise ExecutionFailed(result["error"] or "execution failed", execution_id=eid,

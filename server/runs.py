@@ -13,6 +13,8 @@ import pykka
 from actors.coordinator import STOPPED_MESSAGE, Coordinator
 from actors.events import TERMINAL
 from actors.messages import Cancel
+from actors.persist import STORAGE_CODE
+from models.errors import StorageUnavailable
 from models.base import new_id
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,13 @@ class LiveRun:
 
     def add(self, events, result):
         if not self.started.done():
-            self.started.set_result(self.execution_id)
+            if result is not None and result.get("code") == STORAGE_CODE:
+                # Its first row never landed: the run was never acknowledged as started.
+                self.started.set_exception(StorageUnavailable(result["error"],
+                                                              execution_id=self.execution_id))
+                self.started.exception()  # seen: not every caller waits for the start
+            else:
+                self.started.set_result(self.execution_id)
         self.events.extend(events)
         if not self.had_chunks:
             self.had_chunks = any(e[1]["type"] == "block_chunk" for e in events)

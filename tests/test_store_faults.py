@@ -7,14 +7,19 @@ checks that /api/health keeps answering within a second.
 import asyncio
 import http.client
 import json
+import os
+import resource
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from tests.helpers import START, edge
+from tests.helpers import START, configure, edge
 from tests.processes import ServerProcess, wait_until
+from tests.sse_client import SSEClient, types
 
 KEY = "k" * 24
 
@@ -35,10 +40,10 @@ def healthy_sync(url):
         assert resp.status == 200
 
 
-def call(url, method="GET", body=None, timeout=30):
+def call(url, method="GET", body=None, timeout=30, headers=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {KEY}"})
+    headers = dict(headers or {}, Authorization=f"Bearer {KEY}")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -142,3 +147,154 @@ def test_reattach_to_a_run_of_another_process_waits_and_ends_with_it(tmp_path):
     finally:
         other.stop()
         owner.stop()
+
+
+# -- a store that refuses writes -----------------------------------------------
+
+HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+class LockHolder:
+    """A second process holding the database's write lock (BEGIN EXCLUSIVE) until released."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+        assert self.proc.wait(10) == 0
+
+
+async def ended(api, wf, eid, deadline=30.0):
+    """Poll the execution until it exists and is no longer running; returns its JSON."""
+    end = time.monotonic() + deadline
+    while True:
+        status, body = await api.get(f"/api/workflows/{wf}/executions/{eid}")
+        if status == 200 and body["status"] != "running":
+            return body
+        assert time.monotonic() < end, f"execution {eid} still running or missing: {body}"
+        await asyncio.sleep(0.05)
+
+
+ECHO = {"id": "out", "type": "response", "config": {"data": {"got": "{{ variables.x }}"}}}
+
+
+@configure(db_busy_timeout=0.3)
+@pytest.mark.gen_test(timeout=60)
+async def test_locked_store_answers_503_and_the_run_ends_failed_once_it_is_free(api, server, settings):
+    wf = await api.workflow([START, ECHO], [edge("start", "out")])
+    holder = LockHolder(settings.database_url[len("sqlite:///"):])
+    try:
+        status, body = await api.execute(wf, {"x": 1})
+        assert status == 503, body
+        assert body["error_code"] == "STORAGE_UNAVAILABLE" and "locked" in body["error"], body
+        eid = body["execution_id"]
+        assert await healthy(api) < 1
+        # A plain route answers in the plain shape.
+        status, plain = await api.post("/api/workflows", {"name": "later"})
+        assert status == 503 and set(plain) == {"error"} and "storage unavailable" in plain["error"]
+        # A stream never says the run started: its only event is the error.
+        sse = await SSEClient.open(server.port, "POST", f"/api/workflows/{wf}/execute/stream",
+                                   body={"variables": {"x": 2}})
+        events = await sse.until_end()
+        sse.close()
+        assert types(events) == ["error"], events
+        assert events[0]["data"]["error_code"] == "STORAGE_UNAVAILABLE"
+        streamed = events[0]["data"]["execution_id"]
+        status, row = await api.get(f"/api/workflows/{wf}/executions/{eid}")
+        assert status == 404  # nothing stored yet, and nothing claimed it was
+    finally:
+        holder.release()
+    for run_id in (eid, streamed):
+        row = await ended(api, wf, run_id)
+        assert row["status"] == "failed" and row["error"].startswith("storage unavailable"), row
+        status, logs = await api.get(f"/api/workflows/{wf}/executions/{run_id}/logs")
+        assert status == 200 and all(entry["status"] != "running" for entry in logs["logs"])
+    assert row["variables"] == {"x": 2}
+    # Re-attaching replays the stored end and stops.
+    sse = await SSEClient.open(server.port, "GET", f"/api/workflows/{wf}/executions/{eid}/stream")
+    events = await sse.until_end()
+    sse.close()
+    assert types(events) == ["error"] and events[0]["data"]["error_code"] == "STORAGE_UNAVAILABLE"
+    # The store is back: runs work again.
+    status, body = await api.execute(wf, {"x": 3})
+    assert status == 200 and body["output"] == {"got": 3}, body
+    assert await healthy(api) < 1
+
+
+def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(tmp_path):
+    path = tmp_path / "af.db"
+    server = ServerProcess(f"sqlite:///{path}", env={"ACTORFLOW_API_KEY": KEY})
+    url = server.url
+    try:
+        status, wf = call(url + "/api/workflows", "POST", {"name": "echo"})
+        graph = {"blocks": [START, ECHO], "edges": [edge("start", "out")]}
+        assert call(url + f"/api/workflows/{wf['id']}/graph", "PUT", graph)[0] == 200
+        status, hooked = call(url + "/api/workflows", "POST", {"name": "hooked"})
+        graph = {"blocks": [{"id": "hook", "type": "webhook"},
+                            {"id": "out", "type": "response", "config": {"data": "{{ hook.body.x }}"}}],
+                 "edges": [edge("hook", "out")]}
+        assert call(url + f"/api/workflows/{hooked['id']}/graph", "PUT", graph)[0] == 200
+        assert call(url + f"/api/workflows/{hooked['id']}/deploy", "POST")[0] == 200
+        assert call(url + f"/api/workflows/{hooked['id']}/arm", "POST")[0] == 200
+        hook = call(url + f"/api/workflows/{hooked['id']}")[1]["blocks"][0]["config"]
+        webhook = url + f"/api/webhooks/{hook['webhook_id']}"
+        secret = {"X-Webhook-Secret": hook["webhook_secret"], "Content-Type": "application/json"}
+
+        # The disk is "full": no file of the server may grow past what it has plus 256 KiB.
+        sizes = [os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p)]
+        limit = max(sizes) + 256 * 1024
+        # (the soft limit only: raising a hard limit again needs privileges)
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        big = "x" * 600_000
+        answers = {}
+
+        def execute(name, value):
+            answers[name] = call(url + f"/api/workflows/{wf['id']}/execute", "POST",
+                                 {"variables": {"x": value}})
+        threads = [threading.Thread(target=execute, args=("big", big))] + [
+            threading.Thread(target=execute, args=(f"small{i}", i)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        healthy_sync(url)
+        status, body = answers["big"]
+        assert status == 503 and body["error_code"] == "STORAGE_UNAVAILABLE", body
+        big_run = body["execution_id"]
+        for i in range(3):  # the writer survived the batch: the runs that fit were stored
+            status, body = answers[f"small{i}"]
+            assert status == 200 and body["output"] == {"got": i}, body
+            assert call(url + f"/api/workflows/{wf['id']}/executions/{body['execution_id']}")[1][
+                "status"] == "completed"
+        # A webhook call whose run does not fit is refused, and does not use up the arm.
+        status, body = call(webhook, "POST", {"x": big}, headers=secret)
+        assert status == 503 and set(body) == {"error"}, body
+        healthy_sync(url)
+
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        assert wait_until(lambda: call(url + f"/api/workflows/{wf['id']}/executions/{big_run}")[1].get(
+            "status") == "failed", timeout=15)
+        row = call(url + f"/api/workflows/{wf['id']}/executions/{big_run}")[1]
+        assert row["error"].startswith("storage unavailable") and row["variables"] == {"x": big}
+        assert wait_until(lambda: call(url + f"/api/workflows/{hooked['id']}")[1]["armed_until"],
+                          timeout=15), "the arm was burnt"
+        status, body = call(webhook + "?wait=true", "POST", {"x": "fits"}, headers=secret)
+        assert status == 200 and body["output"] == "fits", body
+        listed = call(url + f"/api/workflows/{hooked['id']}/executions")[1]
+        assert sorted(e["status"] for e in listed["executions"]) == ["completed", "failed"]
+        healthy_sync(url)
+    finally:
+        assert server.stop() == 0

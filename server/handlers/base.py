@@ -16,7 +16,7 @@ from schemas import jsonbody
 from server import errors
 from server.errors import PLAIN
 from models.errors import (ActorflowError, ExecutionFailed, ExecutionTimeout, NotFound, PayloadTooLarge,
-                           Unauthorized, ValidationError)
+                           StorageUnavailable, Unauthorized, ValidationError)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
             return
         if isinstance(value, (ExecutionFailed, ExecutionTimeout)):
+            return
+        if isinstance(value, StorageUnavailable):  # logged where the store refused; no traceback
+            log.warning("%s %s: %s", self.request.method, self.request.path, value.message)
             return
         super().log_exception(typ, value, tb)
 

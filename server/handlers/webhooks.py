@@ -20,7 +20,8 @@ from models.base import utcnow
 from models.workflow import Workflow
 from server import errors
 from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionTimeout, NotFound,
-                           ShuttingDown, TooManyRequests, Unauthorized, ValidationError)
+                           ShuttingDown, StorageUnavailable, TooManyRequests, Unauthorized,
+                           ValidationError)
 from server.errors import CODED, PLAIN
 from server.execution_start import request_depth, start_run, sync_answer
 from .base import BaseHandler, parse_json
@@ -94,7 +95,14 @@ class WebhookHandler(BaseHandler):
                 await self.runtime.writer.call(restore_arm, wf.pk, armed_until)
             raise
         timeout = self.settings_.execute_timeout
-        await run.started  # the run row is on disk before the caller hears of it
+        try:
+            await run.started  # the run row is on disk before the caller hears of it
+        except StorageUnavailable:
+            # The run could not be stored, so the call was not accepted: the arm
+            # comes back as soon as the store takes writes again.
+            if armed_until is not None:
+                self.runtime.writer.submit_until_stored(restore_arm, (wf.pk, armed_until))
+            raise
 
         if not wait:
             self.write_json({"execution_id": run.execution_id, "status": "running"}, 202)
@@ -130,6 +138,9 @@ class WebhookHandler(BaseHandler):
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return  # tornado's own 4xx (a query value that is not UTF-8, ...)
         if isinstance(value, (ExecutionFailed, ExecutionTimeout)):
+            return
+        if isinstance(value, StorageUnavailable):
+            log.warning("webhook call %s: %s", self.request.path, value.message)
             return
         log.error("webhook call %s failed", self.request.path, exc_info=(typ, value, tb))
 

@@ -1,0 +1,99 @@
+"""A run's writes on their way to the store, and its end when the store refuses one.
+
+The coordinator hands each batch of ops and events to `RunWriter.flush`; the
+writer thread commits them and only then publishes the events to the run's
+watchers. When the store refuses a batch (locked past the busy timeout, disk
+full, a value it cannot encode):
+
+- the watchers hear at once that the run failed with STORAGE_UNAVAILABLE
+  (a run whose first row never landed was never acknowledged as started);
+- the run's later writes are dropped, and its coordinator is told to stop;
+- the writer keeps trying one write that marks the run `failed` (storing its
+  first row if needed) until the store takes it, so no run stays `running`.
+
+All state below except `run_row` is touched on the writer thread only.
+"""
+
+import json
+import logging
+import time
+
+import pykka
+
+from models.base import utcnow
+from models.journal import apply as apply_journal
+from models.journal import fail_run
+from models.writer import refusal
+from .events import end_event
+from .messages import Cancel
+
+log = logging.getLogger(__name__)
+
+STORAGE_CODE = "STORAGE_UNAVAILABLE"
+
+
+class RunWriter:
+    def __init__(self, engine, execution_id, coordinator):
+        self.engine = engine
+        self.execution_id = execution_id
+        self.coordinator = coordinator
+        self.t0 = time.monotonic()
+        self.run_row = None        # the run's first row, until it is stored
+        self.refused = False       # a write of this run was refused: drop the rest
+        self.cause = None          # why, when a job found out itself
+        self.told = False          # the watchers have heard of it
+        self.published_seq = 0
+
+    def flush(self, ops, events, result):
+        """Queue a batch of the run's writes; its events are published once they commit."""
+        if ops and ops[0][0] == "run":
+            self.run_row = ops[0][1]
+        done = lambda written, error: self._done(events, result, written, error)  # noqa: E731
+        if ops:
+            self.engine.writer.submit(self._write, (ops,), done)
+        else:
+            self.engine.writer.submit(None, (), done)
+
+    def _write(self, ops):
+        """Writer job. False when dropped (an earlier write of the run was refused)."""
+        if self.refused:
+            return False
+        try:
+            apply_journal(ops)
+        except Exception as exc:
+            self.refused, self.cause = True, exc  # the next jobs of this batch already see it
+            raise
+        return True
+
+    def _done(self, events, result, written, error):
+        if error is not None or (self.refused and not self.told):
+            self._refuse(error or self.cause)
+            return
+        if self.refused:
+            return
+        self.run_row = None
+        if events:
+            self.published_seq = events[-1][0]
+        self.engine.publish(self.execution_id, events, result)
+
+    def _refuse(self, error):
+        self.refused = True
+        if self.told:
+            return
+        self.told = True
+        problem = refusal(error)
+        reason = problem.message if problem is not None else f"storage unavailable: {error}"
+        log.error("store refused a write of run %s: %s", self.execution_id, error)
+        eid, seq = self.execution_id, self.published_seq + 1
+        duration = int(round((time.monotonic() - self.t0) * 1000))
+        event = end_event(eid, "failed", error=reason, duration_ms=duration, code=STORAGE_CODE)
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        self.engine.writer.submit_until_stored(
+            fail_run, (eid, self.run_row, reason, seq, text, utcnow(), duration))
+        try:
+            self.coordinator.tell(Cancel("storage", reason))
+        except pykka.ActorDeadError:
+            pass  # it had ended already: that end was the refused write
+        result = {"status": "failed", "output": None, "error": reason, "block_id": None,
+                  "duration_ms": duration, "code": STORAGE_CODE}
+        self.engine.publish(eid, ((seq, event, text),), result)
