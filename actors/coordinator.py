@@ -63,7 +63,8 @@ class Coordinator(EngineActor):
         self.attempts_before = {}  # resumed blocks: attempts made before the server stopped
         self.timer = None
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
-        self.writes = RunWriter(engine, plan.execution_id, self.actor_ref)
+        self.writes = RunWriter(engine, plan.execution_id, self.actor_ref,
+                                seq=plan.resume.seq if plan.resume is not None else 0)
 
     # -- lifecycle -----------------------------------------------------------
 

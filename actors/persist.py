@@ -33,7 +33,7 @@ STORAGE_CODE = "STORAGE_UNAVAILABLE"
 
 
 class RunWriter:
-    def __init__(self, engine, execution_id, coordinator):
+    def __init__(self, engine, execution_id, coordinator, seq=0):
         self.engine = engine
         self.execution_id = execution_id
         self.coordinator = coordinator
@@ -42,7 +42,7 @@ class RunWriter:
         self.refused = False       # a write of this run was refused: drop the rest
         self.cause = None          # why, when a job found out itself
         self.told = False          # the watchers have heard of it
-        self.published_seq = 0
+        self.published_seq = seq  # a resumed run's events go on after its stored ones
 
     def flush(self, ops, events, result):
         """Queue a batch of the run's writes; its events are published once they commit."""
