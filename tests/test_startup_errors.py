@@ -105,3 +105,17 @@ def test_a_second_interrupt_while_draining_stops_at_once(tmp_path):
     db = peewee.SqliteDatabase(str(tmp_path / "af.db"))
     assert db.execute_sql("SELECT status FROM execution").fetchall() == [("failed",)]
     db.close()
+
+
+def test_a_package_of_another_project_with_the_same_name_is_named(tmp_path):
+    import subprocess
+    import sys
+    from tests.processes import ROOT
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("# someone else's models\n")
+    # The working directory comes first on sys.path: its `models` shadows Actorflow's.
+    out = subprocess.run([sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main(['list-keys']))"],
+                         cwd=tmp_path, env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    line = one_line_error(out, "'models'", str(tmp_path / "models"), "not Actorflow's")
+    assert "virtual environment" in line
