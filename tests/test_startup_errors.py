@@ -45,10 +45,35 @@ def test_unwritable_data_directory(tmp_path):
     one_line_error(out, "data directory", "--database-url")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is not None, reason="the driver is installed")
-def test_postgresql_without_its_driver():
-    out = run_cli("serve", "--database-url", "postgresql://u:p@127.0.0.1:1/x")
+def test_postgresql_without_its_driver(tmp_path):
+    env = {}
+    if importlib.util.find_spec("psycopg2") is not None:
+        # Installed here: hide it the way a machine without it would look.
+        (tmp_path / "psycopg2").mkdir()
+        (tmp_path / "psycopg2" / "__init__.py").write_text("raise ImportError('No module named psycopg2')\n")
+        env["PYTHONPATH"] = str(tmp_path)
+    out = run_cli("serve", "--database-url", "postgresql://u:p@127.0.0.1:1/x", env=env)
     one_line_error(out, "PostgreSQL", "psycopg2")
+
+
+def test_config_file_then_environment_then_flags(tmp_path):
+    from server import settings as settings_mod
+    (tmp_path / "llm-key").write_text("sk-from-config-file\n")
+    config = tmp_path / "actorflow.toml"
+    key_path = tmp_path / "llm-key"
+    config.write_text(f'port = 9001\nhost = "0.0.0.0"\nexecute_timeout = 12\nllm_api_key_file = "{key_path}"\n')
+    parser = settings_mod.argparse.ArgumentParser()
+    settings_mod.add_flags(parser)
+    env = {"ACTORFLOW_CONFIG": str(config), "ACTORFLOW_PORT": "9002", "ACTORFLOW_HOST": "127.0.0.2"}
+    loaded = settings_mod.load(env, parser.parse_args(["--port", "9003"]))
+    assert (loaded.port, loaded.host, loaded.execute_timeout) == (9003, "127.0.0.2", 12.0)
+    assert loaded.llm_api_key == "sk-from-config-file"
+    config.write_text("port = 70000\n")
+    with pytest.raises(settings_mod.SettingsError, match="port"):
+        settings_mod.load({"ACTORFLOW_CONFIG": str(config)})
+    config.write_text("prot = 1\n")
+    with pytest.raises(settings_mod.SettingsError, match="unknown setting 'prot'"):
+        settings_mod.load({"ACTORFLOW_CONFIG": str(config)})
 
 
 @pytest.mark.parametrize("env, words", [
