@@ -162,7 +162,9 @@ def _run_tool(ctx, tools, name, args, stdout, call_no="1.1"):
     kind = tool["type"]
     if kind == "code":
         return _code_tool(ctx, tool, args, stdout)
-    config = render({k: v for k, v in tool.items() if k not in META_KEYS}, _scope(ctx, args))
+    config = render({k: v for k, v in tool.items() if k not in META_KEYS}, _scope(ctx, args),
+                    limit=getattr(ctx.settings, "max_value_bytes", None),
+                    what=f"rendered config of tool '{name}'")
     if kind == "http":
         return _http_tool(ctx, config, call_no)
     return _workflow_tool(ctx, config, args)

@@ -198,7 +198,9 @@ class Coordinator(EngineActor):
         if before:
             started["resumed"] = True
         try:
-            config = render(block["config"], self._scope(block_id), skip_keys=block_type.raw_keys)
+            config = render(block["config"], self._scope(block_id), skip_keys=block_type.raw_keys,
+                            limit=self.engine.settings.max_value_bytes,
+                            what=f"rendered config of block '{block_id}'")
             timeout, retries, delay = _limits(config)
         except BlockError as exc:
             row["input"] = {k: v for k, v in block["config"].items() if k not in block_type.secret_keys}

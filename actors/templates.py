@@ -9,6 +9,7 @@ import json
 import re
 
 from actors.errors import BlockError
+from actors.values import too_large
 
 REF = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _MISSING = object()
@@ -80,24 +81,79 @@ def as_text(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def render(value, scope: Scope, skip_keys=frozenset()):
-    """Render every string inside `value` (dicts, lists, nested). Returns a new value."""
+class Budget:
+    """How much one render may produce: `limit` characters (None: no limit), counted as it goes.
+
+    Rendering stops as soon as the output passes the limit, before the
+    oversized value is built. A whole reference counts its value's JSON size
+    (once measured per value), since that is what gets stored.
+    """
+
+    def __init__(self, limit, what):
+        self.limit = limit
+        self.what = what
+        self.used = 0
+        self._sizes = {}
+
+    def add(self, size):
+        self.used += size
+        if self.limit and self.used > self.limit:
+            raise too_large(self.what, self.limit)
+
+    def add_value(self, value):
+        if not self.limit:
+            return
+        if isinstance(value, str):
+            self.add(len(value))
+        elif isinstance(value, (dict, list)):
+            size = self._sizes.get(id(value))
+            if size is None:
+                size = self._sizes[id(value)] = len(as_text(value))
+            self.add(size)
+        else:
+            self.add(8)
+
+
+def render(value, scope: Scope, skip_keys=frozenset(), limit=None, what="rendered config"):
+    """Render every string inside `value` (dicts, lists, nested). Returns a new value.
+
+    With `limit`, raises BlockError (naming ACTORFLOW_MAX_VALUE_BYTES) once the
+    rendered value would pass `limit` characters.
+    """
+    return _render(value, scope, skip_keys, Budget(limit, what))
+
+
+def _render(value, scope, skip_keys, budget):
     if isinstance(value, str):
-        return render_string(value, scope)
+        return render_string(value, scope, budget)
     if isinstance(value, dict):
-        return {k: (v if k in skip_keys else render(v, scope)) for k, v in value.items()}
+        return {k: (v if k in skip_keys else _render(v, scope, frozenset(), budget))
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, scope) for v in value]
+        return [_render(v, scope, frozenset(), budget) for v in value]
     return value
 
 
-def render_string(text: str, scope: Scope):
+def render_string(text: str, scope: Scope, budget=None):
+    budget = budget or Budget(None, "")
     if "{{" not in text:
+        budget.add(len(text))
         return text
     whole = REF.fullmatch(text)
     if whole and "{{" not in whole.group(1):
-        return scope.resolve(whole.group(1))
-    return REF.sub(lambda m: as_text(scope.resolve(m.group(1))), text)
+        value = scope.resolve(whole.group(1))
+        budget.add_value(value)
+        return value
+    parts, pos = [], 0
+    for match in REF.finditer(text):
+        piece = as_text(scope.resolve(match.group(1)))
+        budget.add(match.start() - pos + len(piece))
+        parts.append(text[pos:match.start()])
+        parts.append(piece)
+        pos = match.end()
+    budget.add(len(text) - pos)
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def references(value):

@@ -42,5 +42,6 @@ def check_size(text, limit, what):
 
 
 def too_large(what, limit, size=None):
-    how = f"{size} bytes" if size is not None else "more"
-    return BlockError(f"{what} is {how}, over the limit of {limit} bytes ({LIMIT_NAME})")
+    """The error for a value over the limit (`size` when known)."""
+    how = f"{size} bytes, over" if size is not None else "larger than"
+    return BlockError(f"{what} is {how} the limit of {limit} bytes ({LIMIT_NAME})")

@@ -298,3 +298,52 @@ def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(t
         healthy_sync(url)
     finally:
         assert server.stop() == 0
+
+
+# -- the output bound ---------------------------------------------------------------
+
+def _peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_amplifying_template_and_oversized_output_fail_cleanly_with_bounded_memory(tmp_path):
+    limit = 4 * 1024 * 1024
+    server = ServerProcess(f"sqlite:///{tmp_path / 'af.db'}",
+                           env={"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_MAX_VALUE_BYTES": str(limit)})
+    url = server.url
+    try:
+        def workflow(blocks, edges):
+            status, wf = call(url + "/api/workflows", "POST", {"name": "big"})
+            assert call(url + f"/api/workflows/{wf['id']}/graph", "PUT",
+                        {"blocks": blocks, "edges": edges})[0] == 200
+            return wf["id"]
+        # 700 bytes of template over a 1 MiB output: 100 MiB if rendered.
+        amplify = workflow([START, code("c", "return 'x' * (1 << 20)"),
+                            {"id": "out", "type": "response", "config": {"data": "{{ c }}" * 100}}],
+                           [edge("start", "c"), edge("c", "out")])
+        oversized = workflow([START, code("c", f"return 'y' * {limit + 1}")], [edge("start", "c")])
+        status, body = call(url + f"/api/workflows/{oversized}/execute", "POST", {})  # warm up
+        assert status == 500 and body["error_code"] == "EXECUTION_FAILED", body
+        assert "ACTORFLOW_MAX_VALUE_BYTES" in body["error"] and str(limit) in body["error"], body
+        before = _peak_rss_mib(server.proc.pid)
+        for _ in range(2):
+            status, body = call(url + f"/api/workflows/{amplify}/execute", "POST", {})
+            assert status == 500 and body["error_code"] == "EXECUTION_FAILED", body
+            assert body["error"].startswith("block 'out' failed: rendered config of block 'out' is "
+                                            f"larger than the limit of {limit} bytes "
+                                            "(ACTORFLOW_MAX_VALUE_BYTES)"), body
+            healthy_sync(url)
+        grew = _peak_rss_mib(server.proc.pid) - before
+        assert grew < 48, f"peak RSS grew by {grew:.0f} MiB"
+        eid = body["execution_id"]
+        row = call(url + f"/api/workflows/{amplify}/executions/{eid}")[1]
+        assert row["status"] == "failed"
+        logs = call(url + f"/api/workflows/{amplify}/executions/{eid}/logs")[1]["logs"]
+        assert [(entry["block_id"], entry["status"]) for entry in logs] == [
+            ("start", "completed"), ("c", "completed"), ("out", "failed")]
+    finally:
+        assert server.stop() == 0
