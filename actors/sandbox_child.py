@@ -7,7 +7,8 @@ OWNER names the server process that started it (``actorflow-sandbox-owner=
 PID:START``) so a later server can tell a leftover from a live one.
 
 The process splits in two. The outer half unshares the namespaces its guards
-ask for (without root, from a new user namespace where it is uid 1000) and forks; it then only waits, and if the server dies (the lifeline
+ask for (without root, from a new user namespace where it is uid 1000) and
+forks; it then only waits, and if the server dies (the lifeline
 pipe, whose write end only the server holds, reports hang-up) it kills the
 inner half. The inner half is the first process of the new PID namespace: it
 mounts a fresh /proc and private tmpfs on /tmp, /var/tmp, /dev/shm and

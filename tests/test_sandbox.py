@@ -455,6 +455,7 @@ def test_warm_pool_is_used_and_refilled():
     p = SandboxPool(size=2, memory_mb=256, cpu_seconds=20)
     try:
         need(p, "pid")
+
         def warm():
             # Each waiting child's job half is the one process of its own PID namespace.
             outer = set(sandbox_children())
