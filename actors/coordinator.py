@@ -91,6 +91,9 @@ class Coordinator(EngineActor):
             "started_at": utcnow(), "finished_at": None, "duration_ms": None,
             "graph_version": plan.graph_version, "timeout": plan.timeout,
             "trigger_payload": plan.trigger_payload,
+            "parent_execution_id": plan.parent.execution_id if plan.parent else None,
+            "parent_block_id": plan.parent.block_id if plan.parent else None,
+            "parent_index": plan.parent.index if plan.parent else None,
         }))
         self._event({"type": "execution_started", "execution_id": plan.execution_id,
                      "workflow_id": plan.workflow_id})

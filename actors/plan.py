@@ -36,11 +36,20 @@ class RunPlan:
     depth: int = 0          # how many runs started this one (requests, sub-runs)
     graph_version: int | None = None
     resume: Resume | None = None    # set when the run goes on after its server stopped
+    parent: "Parent | None" = None  # set for sub-runs of workflow and map blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class Parent:
+    """The run, block and (for a map) item index that started a sub-run."""
+    execution_id: str
+    block_id: str
+    index: int | None = None
 
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
              timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0,
-             graph_version=None) -> RunPlan:
+             graph_version=None, parent=None) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -54,7 +63,7 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
                    trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth,
-                   graph_version=graph_version)
+                   graph_version=graph_version, parent=parent)
 
 
 def plan_resume(stored, now) -> RunPlan:
@@ -70,4 +79,6 @@ def plan_resume(stored, now) -> RunPlan:
                    graph=Graph.build(stored["blocks"], stored["edges"]), entries=(),
                    variables=run["variables"], trigger=run["trigger"],
                    trigger_payload=run["trigger_payload"], timeout=run["timeout"],
-                   graph_version=run["graph_version"], resume=resume)
+                   graph_version=run["graph_version"], resume=resume,
+                   parent=Parent(run["parent_execution_id"], run["parent_block_id"], run["parent_index"])
+                   if run.get("parent_execution_id") else None)

@@ -35,12 +35,12 @@ def _v1_tables():
                             Execution, BlockLog, ExecutionEvent, ProcessRow])
 
 
-def _v2_durable_runs():
-    """Graph snapshots per version, and what a resumed run needs on its rows."""
+def _add_missing_columns(wanted):
+    """Add the model fields in `wanted` [(model, names)] that the tables lack.
+
+    _v1_tables builds today's models, so a fresh database has them already.
+    """
     from playhouse.migrate import SchemaMigrator, migrate as apply
-    database.create_tables([GraphSnapshot])
-    # _v1_tables builds today's models, so a fresh database has these columns already.
-    wanted = [(Execution, ("graph_version", "timeout", "trigger_payload")), (BlockLog, ("resumed",))]
     migrator = SchemaMigrator.from_database(database.obj)
     steps = []
     for model, names in wanted:
@@ -49,6 +49,13 @@ def _v2_durable_runs():
             if name not in have:
                 steps.append(migrator.add_column(model._meta.table_name, name, model._meta.fields[name]))
     apply(*steps)
+
+
+def _v2_durable_runs():
+    """Graph snapshots per version, and what a resumed run needs on its rows."""
+    database.create_tables([GraphSnapshot])
+    _add_missing_columns([(Execution, ("graph_version", "timeout", "trigger_payload")),
+                          (BlockLog, ("resumed",))])
     stored = {w for (w,) in GraphSnapshot.select(GraphSnapshot.workflow).tuples()}
     for wf_id, version in Workflow.select(Workflow.id, Workflow.version).where(Workflow.version > 0).tuples():
         if wf_id not in stored:
@@ -60,8 +67,14 @@ def _v3_schedules():
     database.create_tables([ScheduleState])
 
 
+def _v4_parent_runs():
+    """Sub-runs (workflow and map blocks) name the run, block and item that started them."""
+    # add_column also makes the index of parent_execution_id.
+    _add_missing_columns([(Execution, ("parent_execution_id", "parent_block_id", "parent_index"))])
+
+
 # Append new steps here; never edit one that has shipped.
-MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules]
+MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules, _v4_parent_runs]
 
 
 def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:

@@ -25,6 +25,10 @@ class Execution(BaseModel):
     graph_version = peewee.IntegerField(null=True)
     timeout = peewee.FloatField(null=True)
     trigger_payload = JSONField(null=True)
+    # A sub-run (workflow or map block) points at the run and block that started it.
+    parent_execution_id = peewee.CharField(null=True, index=True)
+    parent_block_id = peewee.CharField(null=True)
+    parent_index = peewee.IntegerField(null=True)   # the item's index, for map blocks
 
 
 class BlockLog(BaseModel):
@@ -76,7 +80,11 @@ def execution_json(row: Execution, full=False) -> dict:
         "duration_ms": row.duration_ms,
         "error": row.error,
         "graph_version": row.graph_version,
+        "parent_execution_id": row.parent_execution_id,
+        "parent_block_id": row.parent_block_id,
     }
+    if row.parent_index is not None:
+        body["parent_index"] = row.parent_index
     if full:
         body["block_id"] = row.error_block
         body["variables"] = row.variables
@@ -129,3 +137,13 @@ def delete_executions_of(workflow_id: str):
     BlockLog.delete().where(BlockLog.execution.in_(ids)).execute()
     ExecutionEvent.delete().where(ExecutionEvent.execution.in_(ids)).execute()
     Execution.delete().where(Execution.workflow == workflow_id).execute()
+
+
+def child_run(parent_execution_id: str, parent_block_id: str, index):
+    """The best sub-run a block (item `index` of a map, or None) started: completed, else running."""
+    query = Execution.select().where((Execution.parent_execution_id == parent_execution_id)
+                                     & (Execution.parent_block_id == parent_block_id)
+                                     & Execution.status.in_(("completed", "running")))
+    query = query.where(Execution.parent_index.is_null() if index is None
+                        else Execution.parent_index == index)
+    return query.order_by(Execution.status.asc(), Execution.pk.desc()).first()

@@ -151,6 +151,12 @@ class Execution(Schema):
     error = fields.String(required=True, allow_none=True)
     graph_version = fields.Integer(required=True, allow_none=True,
                                    metadata={"description": "the graph version the run ran"})
+    parent_execution_id = fields.String(required=True, allow_none=True, metadata={
+        "description": "the run whose workflow or map block started this one (null: none)"})
+    parent_block_id = fields.String(required=True, allow_none=True, metadata={
+        "description": "the block of that run which started this one"})
+    parent_index = fields.Integer(validate=validate.Range(min=0), metadata={
+        "description": "map blocks only: the item this run ran for"})
 
 
 class ExecutionDetail(Execution):

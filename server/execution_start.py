@@ -51,8 +51,10 @@ def request_depth(headers, max_depth) -> int:
 
 
 def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-              depth=0):
+              depth=0, parent=None):
     """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
+
+    `parent` (plan.Parent) links a sub-run to the block that started it.
 
     Raises ValidationError before any run exists.
     """
@@ -63,7 +65,7 @@ def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trig
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                     trigger=trigger, timeout=timeout, webhook_block=webhook_block,
                     trigger_payload=trigger_payload, graph=graph, depth=depth,
-                    graph_version=wf.version)
+                    graph_version=wf.version, parent=parent)
     return runtime.runs.start(plan)
 
 

@@ -56,6 +56,7 @@ class Settings:
     http_per_workspace: int = 50    # outgoing http connections at once, per workspace (0: no limit)
     http_per_run: int = 10          # ... and per run
     resume: bool = True     # runs of a stopped server go on (false: they are marked failed)
+    max_map_items: int = 10000  # items one map block may run over
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -125,6 +126,7 @@ _FIELDS = {
     "http_per_workspace": ("ACTORFLOW_HTTP_PER_WORKSPACE", count),
     "http_per_run": ("ACTORFLOW_HTTP_PER_RUN", count),
     "resume": ("ACTORFLOW_RESUME", flag),
+    "max_map_items": ("ACTORFLOW_MAX_MAP_ITEMS", int),
 }
 
 
@@ -135,7 +137,7 @@ CONFIG_ENV = "ACTORFLOW_CONFIG"
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
              "max_body", "max_graph_body", "max_blocks", "max_edges", "code_memory_mb",
-             "code_cpu_seconds", "schedule_interval", "keep_versions"}
+             "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

@@ -13,6 +13,9 @@ Depth: a sub-run is one deeper than the run that asked for it, and counts
 toward the same limit as runs started by requests (ACTORFLOW_MAX_DEPTH, see
 plan.DEPTH_HEADER): that stops an agent that calls its own workflow (or
 A -> B -> A) from recursing for ever.
+
+The workflow and map blocks link their sub-runs to themselves (plan.Parent);
+a map starts many with `begin` and collects them as they finish.
 """
 
 import logging
@@ -33,8 +36,13 @@ class SubRunFailed(BlockError):
     """The sub-run could not start, failed, timed out or was cancelled."""
 
 
-class _Waiter:
-    def __init__(self):
+class SubRun:
+    """One sub-run in flight, as its caller sees it: done once `result` or `error` is set."""
+
+    def __init__(self, workflow_id, tag=None, on_done=None):
+        self.workflow_id = workflow_id
+        self.tag = tag              # the caller's own (a map's item index)
+        self.on_done = on_done      # called with this SubRun when it is done, from the loop
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.execution_id = None
@@ -45,6 +53,8 @@ class _Waiter:
     def finish(self, result=None, error=None):
         self.result, self.error = result, error
         self.done.set()
+        if self.on_done is not None:
+            self.on_done(self)
 
 
 class SubRuns:
@@ -54,12 +64,37 @@ class SubRuns:
         self.runtime = runtime
         self.max_depth = runtime.settings.max_depth
 
-    def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0):
+    def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None):
         """Run `workflow_id` of `workspace` with `variables`; return its output. Call off the loop.
 
         `depth` is the calling run's. Raises SubRunFailed (a message for the
         model) when it cannot start, fails or times out, and BlockCancelled
         when `cancelled` is set.
+        """
+        sub = self.begin(workspace, workflow_id, variables, timeout, depth, parent=parent)
+        give_up = time.monotonic() + self.timeout(timeout) + GRACE
+        while not sub.done.wait(POLL):
+            if cancelled is not None and cancelled.is_set():
+                self.abandon(sub)
+                raise BlockCancelled("cancelled")
+            if time.monotonic() >= give_up:
+                self.abandon(sub)
+                raise SubRunFailed(f"workflow {workflow_id} did not finish within "
+                                   f"{self.timeout(timeout):g}s")
+        return self.outcome(sub)
+
+    def timeout(self, timeout):
+        """A sub-run's timeout: the caller's, at most ACTORFLOW_EXECUTE_TIMEOUT."""
+        cap = self.runtime.settings.execute_timeout
+        return cap if timeout is None else min(float(timeout), cap)
+
+    def begin(self, workspace, workflow_id, variables, timeout, depth=0, parent=None, tag=None,
+              on_done=None) -> SubRun:
+        """Ask the loop to start the sub-run; do not wait. Call off the loop.
+
+        `parent` (plan.Parent) links the sub-run to its block; a completed
+        sub-run already linked there (the block ran before its server stopped)
+        is reused instead of run again. Raises SubRunFailed when it cannot start.
         """
         depth += 1
         if depth > self.max_depth:
@@ -67,24 +102,20 @@ class SubRuns:
                                f"workflow {workflow_id} was not started")
         if not isinstance(variables, dict):
             raise SubRunFailed("a workflow's variables must be an object")
-        cap = self.runtime.settings.execute_timeout
-        timeout = cap if timeout is None else min(float(timeout), cap)
+        timeout = self.timeout(timeout)
         if timeout <= 0:
             raise SubRunFailed(f"no time left to run workflow {workflow_id}")
-        waiter = _Waiter()
-        self.runtime.bridge.call(self._start, waiter, workspace, workflow_id, variables,
-                                 timeout, depth)
-        give_up = time.monotonic() + timeout + GRACE
-        while not waiter.done.wait(POLL):
-            if cancelled is not None and cancelled.is_set():
-                self._abandon(waiter)
-                raise BlockCancelled("cancelled")
-            if time.monotonic() >= give_up:
-                self._abandon(waiter)
-                raise SubRunFailed(f"workflow {workflow_id} did not finish within {timeout:g}s")
-        if waiter.error is not None:
-            raise SubRunFailed(waiter.error)
-        result = waiter.result
+        sub = SubRun(workflow_id, tag, on_done)
+        self.runtime.bridge.call(self._start, sub, workspace, workflow_id, variables,
+                                 timeout, depth, parent)
+        return sub
+
+    @staticmethod
+    def outcome(sub):
+        """A done sub-run's output; raises SubRunFailed with the child's error."""
+        if sub.error is not None:
+            raise SubRunFailed(sub.error)
+        result, workflow_id = sub.result, sub.workflow_id
         if result["status"] == "completed":
             return result["output"]
         error = result.get("error") or result["status"]
@@ -92,44 +123,64 @@ class SubRuns:
             raise SubRunFailed(f"workflow {workflow_id} timed out: {error}")
         raise SubRunFailed(f"workflow {workflow_id} {result['status']}: {error}")
 
-    def _abandon(self, waiter):
-        with waiter.lock:
-            waiter.abandoned = True
-            execution_id = waiter.execution_id
+    def abandon(self, sub):
+        """The caller no longer wants `sub`: cancel it (now, or as soon as it starts)."""
+        with sub.lock:
+            sub.abandoned = True
+            execution_id = sub.execution_id
         if execution_id is not None:
             self.runtime.bridge.call(self.runtime.runs.cancel, execution_id)
 
     # -- on the IOLoop -----------------------------------------------------------
 
-    def _start(self, waiter, workspace, workflow_id, variables, timeout, depth):
+    def _start(self, sub, workspace, workflow_id, variables, timeout, depth, parent):
         from models import workflow as wf_model
         from server.execution_start import start_run
-        if waiter.abandoned:
+        if sub.abandoned:
             return
         try:
-            wf = wf_model.workflow_ref(workspace, workflow_id)
-            run = start_run(self.runtime, wf, variables, "api", timeout, depth=depth)
+            run = self._earlier(parent)
+            if run is None:
+                wf = wf_model.workflow_ref(workspace, workflow_id)
+                run = start_run(self.runtime, wf, variables, "api", timeout, depth=depth,
+                                parent=parent)
         except ActorflowError as exc:
             if isinstance(exc, WorkflowNotFound):
-                waiter.finish(error=f"workflow {workflow_id} not found")
+                sub.finish(error=f"workflow {workflow_id} not found")
             else:
-                waiter.finish(error=f"workflow {workflow_id} cannot start: {exc.message}")
+                sub.finish(error=f"workflow {workflow_id} cannot start: {exc.message}")
             return
         except Exception as exc:
             log.exception("could not start a sub-run of %s", workflow_id, extra={"workflow_id": workflow_id})
-            waiter.finish(error=f"could not start workflow {workflow_id}: {exc}")
+            sub.finish(error=f"could not start workflow {workflow_id}: {exc}")
+            return
+        if isinstance(run, dict):   # completed before its parent's server stopped
+            sub.finish(result=run)
             return
         eid = run.execution_id
-        with waiter.lock:
-            waiter.execution_id = eid
-            abandoned = waiter.abandoned
+        with sub.lock:
+            sub.execution_id = eid
+            abandoned = sub.abandoned
         if abandoned:
             self.runtime.runs.cancel(eid)
 
         def finished(future):
             try:
-                waiter.finish(result=future.result())
+                sub.finish(result=future.result())
             except Exception as exc:  # cancelled future: the loop is closing
-                waiter.finish(error=f"workflow {workflow_id} ended without a result: {exc!r}")
+                sub.finish(error=f"workflow {workflow_id} ended without a result: {exc!r}")
 
         run.finished.add_done_callback(finished)
+
+    def _earlier(self, parent):
+        """What this block's item ran before a stop: a completed result, a live run, or None."""
+        if parent is None:
+            return None
+        from models.execution import child_run
+        row = child_run(parent.execution_id, parent.block_id, parent.index)
+        if row is None:
+            return None
+        if row.status == "completed":
+            return {"status": "completed", "output": row.output}
+        live = self.runtime.runs.get(row.id)     # resumed here along with its parent
+        return live if live is not None and not live.over else None

@@ -45,6 +45,6 @@ class Registry:
 
 def default_registry() -> Registry:
     """The types the server ships."""
-    from . import agent, code, condition, http, llm, response, schedule, starter, webhook
+    from . import agent, code, condition, http, llm, map, response, schedule, starter, webhook, workflow
     return Registry([starter.TYPE, webhook.TYPE, schedule.TYPE, response.TYPE, condition.TYPE,
-                     code.TYPE, http.TYPE, llm.TYPE, agent.TYPE])
+                     code.TYPE, http.TYPE, llm.TYPE, agent.TYPE, workflow.TYPE, map.TYPE])

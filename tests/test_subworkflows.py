@@ -1,0 +1,192 @@
+"""workflow and map blocks: sub-runs linked to their parent, depth, cancel, order, errors."""
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import OTHER_KEY
+from tests.helpers import START, configure, edge
+from tests.test_stream import wait_for
+
+
+def double_child():
+    """A child that answers {"twice": item * 2, "index": index}."""
+    return ([START, {"id": "calc", "type": "condition", "config": {"conditions": [
+                {"id": "bad", "expression": "variables.item == 'bad'"}]}},
+             {"id": "boom", "type": "fail", "config": {"message": "bad item"}},
+             {"id": "out", "type": "response",
+              "config": {"data": {"item": "{{ variables.item }}", "index": "{{ variables.index }}"}}}],
+            [edge("start", "calc"), edge("calc", "boom", "bad"), edge("calc", "out", "else")])
+
+
+def parent_of(block):
+    return [START, block, {"id": "out", "type": "response", "config": {"data": f"{{{{ {block['id']} }}}}"}}], \
+        [edge("start", block["id"]), edge(block["id"], "out")]
+
+
+async def children_of(api, wf, parent_eid):
+    status, page = await api.get(f"/api/workflows/{wf}/executions?limit=500")
+    assert status == 200, page
+    return [e for e in page["executions"] if e["parent_execution_id"] == parent_eid]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_workflow_block_runs_child_and_links_it(api):
+    child = await api.workflow([START, {"id": "out", "type": "response", "config": {
+        "data": {"hello": "{{ variables.name }}", "n": "{{ variables.n }}"}}}], [edge("start", "out")])
+    parent = await api.workflow(*parent_of({"id": "sub", "type": "workflow", "config": {
+        "workflow_id": child, "variables": {"name": "{{ variables.who }}", "n": 3}}}))
+    status, body = await api.execute(parent, {"who": "ada"})
+    assert status == 200, body
+    assert body["output"] == {"hello": "ada", "n": 3}
+    kids = await children_of(api, child, body["execution_id"])
+    assert len(kids) == 1
+    kid = kids[0]
+    assert kid["parent_block_id"] == "sub" and kid["status"] == "completed"
+    status, one = await api.get(f"/api/workflows/{child}/executions/{kid['id']}")
+    assert status == 200
+    assert one["parent_execution_id"] == body["execution_id"] and one["parent_block_id"] == "sub"
+    assert one["variables"] == {"name": "ada", "n": 3}
+    status, top = await api.get(f"/api/workflows/{parent}/executions/{body['execution_id']}")
+    assert top["parent_execution_id"] is None and top["parent_block_id"] is None
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_child_failure_fails_block_and_other_workspace_is_not_found(api):
+    child = await api.workflow([START, {"id": "boom", "type": "fail", "config": {"message": "kaput"}}],
+                               [edge("start", "boom")])
+    parent = await api.workflow(*parent_of({"id": "sub", "type": "workflow",
+                                            "config": {"workflow_id": child}}))
+    status, body = await api.execute(parent, {})
+    assert status == 500, body
+    assert body["block_id"] == "sub" and "kaput" in body["error"]
+    status, logs = await api.get(f"/api/workflows/{parent}/executions/{body['execution_id']}/logs")
+    sub = next(entry for entry in logs["logs"] if entry["block_id"] == "sub")
+    assert sub["status"] == "failed" and "kaput" in sub["error"]
+
+    api.key, own = OTHER_KEY, api.key
+    theirs = await api.workflow([START], [])
+    api.key = own
+    parent = await api.workflow(*parent_of({"id": "sub", "type": "workflow",
+                                            "config": {"workflow_id": theirs}}))
+    status, body = await api.execute(parent, {})
+    assert status == 500, body
+    assert "not found" in body["error"]
+    api.key = OTHER_KEY
+    status, page = await api.get(f"/api/workflows/{theirs}/executions")
+    api.key = own
+    assert page["total"] == 0
+
+
+@configure(max_depth=3)
+@pytest.mark.gen_test(timeout=60)
+async def test_workflow_containing_itself_stops_at_depth_limit(api):
+    status, wf = await api.post("/api/workflows", {"name": "loop"})
+    wf = wf["id"]
+    blocks, edges = parent_of({"id": "again", "type": "workflow", "config": {"workflow_id": wf}})
+    status, body = await api.put(f"/api/workflows/{wf}/graph", {"blocks": blocks, "edges": edges})
+    assert status == 200, body
+    status, body = await api.execute(wf, {})
+    assert status == 500, body
+    assert "depth limit reached (3 nested runs)" in body["error"]
+    status, page = await api.get(f"/api/workflows/{wf}/executions")
+    assert page["total"] == 4                       # depth 0..3, then refused
+    assert {e["status"] for e in page["executions"]} == {"failed"}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_parent_timeout_cancels_child(api):
+    child = await api.workflow([START, {"id": "nap", "type": "code", "config": {
+        "code": "import time\ntime.sleep(30)\nreturn 1"}}], [edge("start", "nap")])
+    parent = await api.workflow(*parent_of({"id": "sub", "type": "workflow",
+                                            "config": {"workflow_id": child}}))
+    started = time.monotonic()
+    status, body = await api.execute(parent, {}, timeout=1.5)
+    assert status == 504, body
+
+    async def child_ended():
+        kids = await children_of(api, child, body["execution_id"])
+        return kids if kids and kids[0]["status"] != "running" else None
+
+    kids = await wait_for(child_ended, timeout=20)
+    assert kids[0]["status"] == "cancelled"
+    assert time.monotonic() - started < 25          # well before the child's 30 s sleep
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_map_outputs_in_order_and_streams_progress(api):
+    child = await api.workflow(*double_child())
+    items = [f"x{i}" for i in range(12)]
+    parent = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": "{{ variables.list }}", "workflow_id": child, "concurrency": 3}}))
+    status, body, response = await api.call("POST", f"/api/workflows/{parent}/execute/stream",
+                                            {"variables": {"list": items}})
+    assert status == 200
+    events = [json.loads(line[5:]) for line in response.body.decode().splitlines()
+              if line.startswith("data:")]
+    done = events[-1]
+    assert done["type"] == "execution_completed", done
+    assert done["output"] == [{"item": f"x{i}", "index": i} for i in range(12)]
+    chunks = [e["chunk"] for e in events if e["type"] == "block_chunk" and e["block_id"] == "each"]
+    assert sorted(c["index"] for c in chunks) == list(range(12))
+    assert {c["status"] for c in chunks} == {"completed"}
+    kids = await children_of(api, child, done["execution_id"])
+    assert len(kids) == 12 and {k["parent_block_id"] for k in kids} == {"each"}
+    assert sorted(k["parent_index"] for k in kids) == list(range(12))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_map_on_error_fail_and_collect(api):
+    child = await api.workflow(*double_child())
+    items = ["a", "bad", "c", "d", "e", "f", "g", "h"]
+    failing = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": items, "workflow_id": child, "concurrency": 1}}))
+    status, body = await api.execute(failing, {})
+    assert status == 500, body
+    assert body["block_id"] == "each" and "item 1" in body["error"] and "bad item" in body["error"]
+    kids = await children_of(api, child, body["execution_id"])
+    assert len(kids) == 2                           # the rest never started
+
+    collecting = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": items, "workflow_id": child, "on_error": "collect"}}))
+    status, body = await api.execute(collecting, {})
+    assert status == 200, body
+    out = body["output"]
+    assert len(out) == 8 and "bad item" in out[1]["error"]
+    assert out[0] == {"item": "a", "index": 0} and out[7] == {"item": "h", "index": 7}
+
+
+@configure(max_map_items=5)
+@pytest.mark.gen_test(timeout=60)
+async def test_map_refuses_too_many_items_and_non_lists(api):
+    child = await api.workflow(*double_child())
+    wf = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": "{{ variables.list }}", "workflow_id": child}}))
+    status, body = await api.execute(wf, {"list": list(range(6))})
+    assert status == 500 and "more than the limit of 5" in body["error"], body
+    status, body = await api.execute(wf, {"list": {"a": 1}})
+    assert status == 500 and "must resolve to a list" in body["error"], body
+    status, body = await api.execute(wf, {"list": []})
+    assert status == 200 and body["output"] == [], body
+    status, page = await api.get(f"/api/workflows/{child}/executions")
+    assert page["total"] == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_config_checked_at_save(api):
+    status, wf = await api.post("/api/workflows", {"name": "bad"})
+    for block, key in [({"id": "w", "type": "workflow", "config": {}}, "workflow_id"),
+                       ({"id": "w", "type": "workflow", "config": {"workflow_id": "x", "variables": [1]}},
+                        "variables"),
+                       ({"id": "m", "type": "map", "config": {"workflow_id": "x"}}, "items"),
+                       ({"id": "m", "type": "map", "config": {"workflow_id": "x", "items": 5}}, "items"),
+                       ({"id": "m", "type": "map", "config": {"workflow_id": "x", "items": [],
+                                                              "concurrency": 0}}, "concurrency"),
+                       ({"id": "m", "type": "map", "config": {"workflow_id": "x", "items": [],
+                                                              "on_error": "skip"}}, "on_error")]:
+        status, body = await api.put(f"/api/workflows/{wf['id']}/graph",
+                                     {"blocks": [START, block], "edges": []})
+        assert status == 400, (block, body)
+        assert body["error_code"] == "VALIDATION_ERROR"
+        assert any(d.get("block_id") == block["id"] and key in d["path"] for d in body["details"]), body
