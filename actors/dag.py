@@ -95,6 +95,9 @@ class RunState:
         self.continued = set()  # failed with continue_on_error: edges stay live
         self.running = set()    # kept alongside `status` so no decision scans every block
         self.skipped = set()
+        # Incoming edges whose source is not done yet: a join is decided when its count
+        # reaches 0, not by rescanning every incoming edge at each parent's end.
+        self.waiting = {b: len(graph.incoming[b]) for b in graph.order}
 
     def set(self, block_id, status):
         """Change a block's status (the only way to, so the sets stay true)."""
@@ -161,8 +164,12 @@ def finished(state: RunState, block_id, status, output=None, continue_on_error=F
 
 
 def _settle(state, changed, mark=False):
-    """Look at the successors of `changed`; start or skip those now decided."""
+    """Look at the successors of `changed`; start or skip those now decided.
+
+    Every block in `changed` is done and passed here once per run.
+    """
     graph = state.graph
+    waiting = state.waiting
     ready, skipped = [], []
     if mark:
         for block_id in changed:
@@ -172,12 +179,10 @@ def _settle(state, changed, mark=False):
         block_id = queue.popleft()
         for edge in graph.outgoing[block_id]:
             target = edge.target
-            if state.status[target] != PENDING:
+            waiting[target] -= 1
+            if waiting[target] > 0 or state.status[target] != PENDING:
                 continue
-            incoming = graph.incoming[target]
-            if not all(state.is_done(e.source) for e in incoming):
-                continue
-            if any(edge_is_live(state, e) for e in incoming):
+            if any(edge_is_live(state, e) for e in graph.incoming[target]):
                 state.set(target, RUNNING)
                 ready.append(target)
             else:

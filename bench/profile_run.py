@@ -1,0 +1,93 @@
+"""Where a run's CPU goes: py-spy samples a live server while one graph runs again and again.
+
+    python bench/profile_run.py chain|fanout|three [--runs 20] [--top 25]
+
+Needs py-spy (pip install py-spy) and ptrace rights. Prints the functions
+with the most samples, self and inclusive, over the threads holding the GIL, and the collapsed stacks' path for flame graphs.
+"""
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Servers  # noqa: E402
+from bench_execute import chain, three_blocks  # noqa: E402
+from targets import fan_out_join  # noqa: E402
+
+GRAPHS = {"chain": lambda: chain(1000), "fanout": lambda: fan_out_join(1000), "three": three_blocks}
+
+
+def _cpu(pid):
+    """The process's user + system CPU seconds so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summarize(path, top):
+    self_n, incl_n, total = collections.Counter(), collections.Counter(), 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            count = int(count)
+            frames = [fr.split(" (")[0] + " (" + fr.split(" (")[1].split(":")[0] + ")" if " (" in fr else fr
+                      for fr in stack.split(";")[1:]]  # drop the thread frame
+            if not frames:
+                continue
+            total += count
+            self_n[frames[-1]] += count
+            for fr in set(frames):
+                incl_n[fr] += count
+    print(f"{total} samples")
+    print("self:")
+    for fr, n in self_n.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {fr}")
+    print("inclusive:")
+    for fr, n in incl_n.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {fr}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("graph", choices=sorted(GRAPHS))
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-spy", action="store_true", help="only time and count CPU, no sampling")
+    args = parser.parse_args()
+    servers = Servers()
+    out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
+    try:
+        wf = servers.workflow(*GRAPHS[args.graph]())
+        servers.api("POST", f"/api/workflows/{wf}/execute", {"n": 7})  # warm
+        pid = servers.procs[0].pid
+        spy = None if args.no_spy else subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", out,
+                                "-r", "200", "--gil", "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0 if args.no_spy else 1.0)
+        times = []
+        cpu0 = _cpu(pid)
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            servers.api("POST", f"/api/workflows/{wf}/execute", {"n": 7})
+            times.append(time.perf_counter() - t0)
+        cpu = (_cpu(pid) - cpu0) / args.runs
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(60)
+    finally:
+        servers.close()
+    times.sort()
+    print(f"{args.graph}: {args.runs} runs, median {times[len(times) // 2] * 1e3:.1f} ms, "
+          f"server CPU {cpu * 1e3:.1f} ms per run")
+    if not args.no_spy:
+        summarize(out, args.top)
+        print("stacks:", out)
+
+
+if __name__ == "__main__":
+    main()
