@@ -7,7 +7,7 @@ import time
 import pykka
 
 from actors.errors import BlockError
-from .threads import EngineActor
+from .threads import EngineActor, start_daemon
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
 from .values import storable
@@ -19,8 +19,10 @@ STDOUT_LIMIT = 64 * 1024
 
 class BlockActor(EngineActor):
 
-    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id, depth=0):
+    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id, depth=0,
+                 on_exit=None):
         super().__init__()
+        self._on_exit = on_exit  # the launch budget's release: called as the thread ends
         self.coordinator = coordinator
         self.block_type = block_type
         self.services = services
@@ -29,6 +31,16 @@ class BlockActor(EngineActor):
         self.execution_id = execution_id
         self.depth = depth
         self._limit = getattr(settings, "max_value_bytes", None)
+
+    def _start_actor_loop(self):
+        start_daemon(self._loop_then_exit, "BlockActor")
+
+    def _loop_then_exit(self):
+        try:
+            self._actor_loop()
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
     def on_receive(self, message):
         if isinstance(message, RunBlock):

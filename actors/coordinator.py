@@ -18,6 +18,7 @@ from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
 from .events import end_event
+from .launches import LaunchBudget
 from .threads import EngineActor
 from .messages import BlockChunk, BlockDone, Cancel, RunBlock
 from .persist import RunWriter
@@ -39,6 +40,7 @@ class Engine:
         self.owner = owner
         self.publish = publish  # publish(execution_id, events, result): from the writer thread
         self.services = services if services is not None else {}
+        self.launches = LaunchBudget(getattr(settings, "max_block_threads", 256))
 
 
 class Coordinator(EngineActor):
@@ -55,7 +57,6 @@ class Coordinator(EngineActor):
         self.events = []
         self.result = None
         self.over = False
-        self.actors = {}
         self.cancel_events = {}
         self.started = {}
         self.config_of = {}
@@ -156,8 +157,8 @@ class Coordinator(EngineActor):
     def on_stop(self):
         if self.timer is not None:
             self.timer.cancel()
-        for ref in self.actors.values():
-            _stop_quietly(ref)
+        for event in self.cancel_events.values():
+            event.set()  # blocks still queued for a slot are dropped; running ones end
 
     def _tell_self(self, message):
         try:
@@ -218,15 +219,20 @@ class Coordinator(EngineActor):
         self._event(started)
         cancelled = threading.Event()
         self.cancel_events[block_id] = cancelled
-        ref = BlockActor.start(self.actor_ref, block_type, self.engine.services, self.engine.settings,
-                               self.plan.workspace, self.plan.execution_id, self.plan.depth)
-        self.actors[block_id] = ref
-        ref.tell(RunBlock(
+        message = RunBlock(
             block_id=block_id, block_type=block["type"], config=config,
             inputs=self._inputs(block_id) if block_type.uses_inputs else {},
             variables=self.plan.variables,
             trigger=self.plan.trigger_payload, timeout=timeout, retries=max(0, retries - before),
-            retry_delay=delay, cancelled=cancelled))
+            retry_delay=delay, cancelled=cancelled)
+        budget = None if block_type.waits_on_runs else self.engine.launches
+        start = _starter(message, budget and budget.release, self.actor_ref, block_type,
+                         self.engine.services, self.engine.settings, self.plan.workspace,
+                         self.plan.execution_id, self.plan.depth)
+        if budget is None:
+            start()
+        else:
+            budget.launch(start)  # now, or when a block thread ends somewhere in the engine
 
     def _log_started(self, block_id, row, resumed):
         if resumed:
@@ -237,7 +243,6 @@ class Coordinator(EngineActor):
     def _block_done(self, msg: BlockDone):
         if self.state.status.get(msg.block_id) != dag.RUNNING:
             return
-        self.actors.pop(msg.block_id, None)
         self.cancel_events.pop(msg.block_id, None)
         block = self.graph.blocks[msg.block_id]
         took = _ms(time.monotonic() - self.started.get(msg.block_id, time.monotonic()))
@@ -287,8 +292,6 @@ class Coordinator(EngineActor):
                        "block_id": block_id, "duration_ms": duration}
         if self.timer is not None:
             self.timer.cancel()
-        for ref in self.actors.values():
-            _stop_quietly(ref)
         _stop_quietly(self.actor_ref)
 
     # -- plumbing ------------------------------------------------------------
@@ -316,6 +319,33 @@ class Coordinator(EngineActor):
         ops, events, result = self.ops, tuple(self.events), self.result
         self.ops, self.events, self.result = [], [], None
         self.writes.flush(ops, events, result)
+
+
+def _starter(message, on_exit, coordinator, *actor_args):
+    """The start of one block actor, run now or later (from another block's thread) by the budget.
+
+    Returns False when it started nothing: the run ended while it waited, or
+    no thread could be started (then the block fails).
+    """
+    def start():
+        if message.cancelled.is_set():
+            return False
+        try:
+            ref = BlockActor.start(coordinator, *actor_args, on_exit=on_exit)
+        except Exception as exc:
+            _tell(coordinator, BlockDone(message.block_id, False, None,
+                                         f"could not start the block: {exc}", 0, None))
+            return False
+        ref.tell(message)
+        return True
+    return start
+
+
+def _tell(ref, message):
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass
 
 
 def _log_row(execution_id, seq, block, status):

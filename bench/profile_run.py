@@ -63,7 +63,7 @@ def main():
     out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
     try:
         wf = servers.workflow(*GRAPHS[args.graph]())
-        servers.api("POST", f"/api/workflows/{wf}/execute", {"n": 7})  # warm
+        servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})  # warm
         pid = servers.procs[0].pid
         spy = None if args.no_spy else subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", out,
                                 "-r", "200", "--gil", "--nonblocking"],
@@ -73,7 +73,7 @@ def main():
         cpu0 = _cpu(pid)
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            servers.api("POST", f"/api/workflows/{wf}/execute", {"n": 7})
+            servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})
             times.append(time.perf_counter() - t0)
         cpu = (_cpu(pid) - cpu0) / args.runs
         if spy is not None:

@@ -30,6 +30,7 @@ class Settings:
     max_graph_body: int = 16 * 1024 * 1024
     max_blocks: int = 5000
     max_edges: int = 20000
+    max_block_threads: int = 256
     max_value_bytes: int = 16 * 1024 * 1024
     db_busy_timeout: float = 10.0
     llm_base_url: str | None = None
@@ -100,6 +101,7 @@ _FIELDS = {
     "max_graph_body": ("ACTORFLOW_MAX_GRAPH_BODY", int),
     "max_blocks": ("ACTORFLOW_MAX_BLOCKS", int),
     "max_edges": ("ACTORFLOW_MAX_EDGES", int),
+    "max_block_threads": ("ACTORFLOW_MAX_BLOCK_THREADS", int),
     "max_value_bytes": ("ACTORFLOW_MAX_VALUE_BYTES", int),
     "db_busy_timeout": ("ACTORFLOW_DB_BUSY_TIMEOUT", float),
     "llm_base_url": ("ACTORFLOW_LLM_BASE_URL", str),
@@ -136,7 +138,7 @@ CONFIG_ENV = "ACTORFLOW_CONFIG"
 
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
-             "max_body", "max_graph_body", "max_blocks", "max_edges", "code_memory_mb",
+             "max_body", "max_graph_body", "max_blocks", "max_edges", "max_block_threads", "code_memory_mb",
              "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 

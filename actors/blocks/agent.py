@@ -55,4 +55,4 @@ def run(ctx):
     return run_agent(ctx)
 
 
-TYPE = BlockType("agent", check, run, raw_keys=frozenset({"tools"}))
+TYPE = BlockType("agent", check, run, raw_keys=frozenset({"tools"}), waits_on_runs=True)
