@@ -27,6 +27,7 @@ from .templates import Scope, render
 log = logging.getLogger(__name__)
 
 STOPPED_MESSAGE = "server stopped before the run finished"
+FLUSH_AT = 500  # ops and events held back at most while more messages wait
 
 
 class Engine:
@@ -146,7 +147,10 @@ class Coordinator(EngineActor):
         elif isinstance(message, Cancel):
             status = {"timeout": "timeout", "cancelled": "cancelled"}.get(message.reason, "failed")
             self._end(status, message.message, code="EXECUTION_TIMEOUT" if status == "timeout" else None)
-        self._flush()
+        if self.over or len(self.ops) + len(self.events) >= FLUSH_AT or self.actor_inbox.empty():
+            # More news already waiting (a fan-out's blocks ending together): take it
+            # first, so one commit and one wake-up of the loop carry them all.
+            self._flush()
 
     def on_failure(self, exc_type, exc_value, tb):
         # A bug in the coordinator must still end the run, not leave it hanging.
@@ -157,6 +161,7 @@ class Coordinator(EngineActor):
     def on_stop(self):
         if self.timer is not None:
             self.timer.cancel()
+        self._flush()  # anything held back for messages that will not be handled now
         for event in self.cancel_events.values():
             event.set()  # blocks still queued for a slot are dropped; running ones end
 
