@@ -238,7 +238,8 @@ def restore(graph: Graph, logs) -> Restored:
 
 def cancel_rest(state: RunState):
     """The run ended early: running blocks become cancelled. Returns their ids."""
-    running = sorted(state.running, key=state.graph.order.index)
+    position = {block_id: n for n, block_id in enumerate(state.graph.order)}
+    running = sorted(state.running, key=position.__getitem__)  # not order.index: O(n) each
     for block_id in running:
         state.set(block_id, CANCELLED)
     return running
