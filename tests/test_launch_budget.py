@@ -67,3 +67,15 @@ async def test_queued_blocks_are_dropped_when_the_run_times_out(api, server):
             break
         await asyncio.sleep(0.05)
     assert (launches.live, launches.queued) == (0, 0)
+
+
+@configure(max_block_threads=1)
+@pytest.mark.gen_test(timeout=60)
+async def test_blocks_waiting_on_sub_runs_hold_no_slot(api, server):
+    # Were the workflow blocks to hold the one slot, their children could never start.
+    child = await api.workflow([START, {"id": "out", "type": "response", "config": {"data": 1}}],
+                               [edge("start", "out")])
+    wf = await api.workflow(*fan_out(3, {"type": "workflow", "config": {"workflow_id": child}}))
+    status, body = await api.execute(wf, {}, timeout=20)
+    assert status == 200, body
+    assert body["output"] == {f"b{i}": 1 for i in range(3)}

@@ -14,8 +14,8 @@ class BlockType:
     rendered before the run (the agent renders its tools per call). Keys in
     `secret_keys` never reach the block's log. Types with `uses_inputs` false
     are not handed their ancestors' outputs (collecting them costs time on
-    long graphs). Types with `waits_on_runs` (the agent, whose tools may be
-    workflows) start outside the launch budget: a slot held while waiting on
+    long graphs). Types with `waits_on_runs` (workflow, map, and the agent,
+    whose tools may be workflows) start outside the launch budget: a slot held while waiting on
     a sub-run whose blocks wait for a slot would never come back.
     """
     name: str

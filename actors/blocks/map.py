@@ -101,4 +101,4 @@ def _item_failed(ctx, outputs, i, exc, on_error):
     outputs[i] = {"error": exc.message}
 
 
-TYPE = BlockType("map", check, run, uses_inputs=False)
+TYPE = BlockType("map", check, run, uses_inputs=False, waits_on_runs=True)

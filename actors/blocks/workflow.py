@@ -30,4 +30,4 @@ def run(ctx):
                       depth=ctx.depth, parent=Parent(ctx.execution_id, ctx.block_id))
 
 
-TYPE = BlockType("workflow", check, run, uses_inputs=False)
+TYPE = BlockType("workflow", check, run, uses_inputs=False, waits_on_runs=True)
