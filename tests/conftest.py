@@ -16,6 +16,7 @@ from server.app import make_app, make_server
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.blocktypes import TEST_TYPES
+from tests.databases import created, database_url, drop_created
 
 KEY = "af_test_key_default_workspace_0001"
 OTHER_KEY = "af_test_key_other_workspace_00002"
@@ -35,11 +36,26 @@ def io_loop():
     loop.close(all_fds=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_shared_test_databases():
+    """On PostgreSQL, databases of module-scoped fixtures are dropped at the end."""
+    yield
+    drop_created()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """On PostgreSQL, each test's own databases are dropped after it (no-op on SQLite)."""
+    since = created()
+    yield
+    drop_created(since)
+
+
 @pytest.fixture
 def settings(tmp_path, request):
     """Test settings. A test module changes them by overriding this fixture:
     `@pytest.fixture def settings(settings): return settings.replace(...)`."""
-    base = Settings(database_url=f"sqlite:///{tmp_path / 'actorflow.db'}", port=0,
+    base = Settings(database_url=database_url(tmp_path, "actorflow.db"), port=0,
                     keepalive_interval=0.5, heartbeat_interval=1.0, chunk_retention=5.0,
                     shutdown_grace=1.0)
     return base.replace(**getattr(request, "param", {}))  # see helpers.configure

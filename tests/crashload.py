@@ -174,6 +174,10 @@ def start_load(base, key, workflows, count):
 
 
 def stored(db_path, sql, args=()):
+    """Rows from the database: a SQLite file's path, or any database URL."""
+    if "://" in str(db_path):
+        from tests.databases import query
+        return query(str(db_path), sql, list(args))
     db = sqlite3.connect(str(db_path), timeout=30)
     try:
         return db.execute(sql, args).fetchall()

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests import openai_server as oa
+from tests.databases import database_url, sqlite_only
 from tests.processes import ROOT, ServerProcess, http, run_cli
 
 KEY = "af_cli_tests_0123456789"
@@ -29,7 +30,7 @@ def llm():
 def served(tmp_path_factory, llm):
     path = tmp_path_factory.mktemp("cli") / "af.db"
     env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_LLM_BASE_URL": llm.url, "ACTORFLOW_LLM_MODEL": "test-model"}
-    server = ServerProcess(f"sqlite:///{path}", env=env)
+    server = ServerProcess(database_url(path.parent), env=env)
     server.db_path = path
     yield server
     server.stop()
@@ -186,6 +187,7 @@ def _in_pty(served, args, env):
     return output, proc.wait(60)
 
 
+@sqlite_only
 def test_backup_and_migrate_while_serving(served, tmp_path):
     wf = new_workflow(served, tmp_path, name="kept")
     url = f"sqlite:///{served.db_path}"

@@ -13,6 +13,7 @@ from tests.processes import ServerProcess, wait_until
 from tests.test_process import http
 
 from actors.sandbox import SandboxPool
+from tests.databases import ON_POSTGRES, database_url
 
 START = {"id": "start", "type": "starter"}
 
@@ -136,7 +137,8 @@ async def test_run_timeout_kills_running_code(api):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_code_cannot_see_server_secrets(api, settings):
-    db_path = settings.database_url[len("sqlite:///"):]
+    # On PostgreSQL there is no database file; the environment checks still apply.
+    db_path = "/nonexistent" if ON_POSTGRES else settings.database_url[len("sqlite:///"):]
     source = ("import os\n"
               "out = {'env': sorted(os.environ)}\n"
               f"for path in ({db_path!r}, '/proc/{os.getpid()}/environ'):\n"
@@ -294,7 +296,7 @@ def test_the_server_is_invisible_and_kill_9_leaves_no_code_running(tmp_path):
     guards = sandbox_guards()
     if "pid" not in guards:
         pytest.skip("the kernel here refuses PID namespaces")
-    url = f"sqlite:///{tmp_path / 'af.db'}"
+    url = database_url(tmp_path)
     secret = "af_secret_in_the_environment_00001"
     server = ServerProcess(url, env={"ACTORFLOW_API_KEY": secret})
     try:

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from tests import crashload as cl
+from tests.databases import database_url
 from tests.echo_server import EchoServer
 from tests.processes import ServerProcess, wait_until
 
@@ -43,8 +44,7 @@ def long_sleeper(base, **config):
 
 
 def test_kill_9_under_load_then_every_run_goes_on(tmp_path):
-    path = tmp_path / "af.db"
-    url = f"sqlite:///{path}"
+    path = url = database_url(tmp_path)
     echo = EchoServer().start()
     server = serve(url)
     try:
@@ -68,7 +68,7 @@ def test_kill_9_under_load_then_every_run_goes_on(tmp_path):
         assert cut, "no run was in flight at the kill"
         assert status[late.execution_id] == status[refused.execution_id] == "running"
         started = cl.stored(path, "SELECT started_at FROM execution WHERE id = ?", (late.execution_id,))[0][0]
-        deadline = datetime.datetime.fromisoformat(started) + datetime.timedelta(seconds=10)
+        deadline = (started if isinstance(started, datetime.datetime) else datetime.datetime.fromisoformat(started)) + datetime.timedelta(seconds=10)
         wait_until(lambda: datetime.datetime.utcnow() > deadline, timeout=30)
 
         server = serve(url)
@@ -98,8 +98,7 @@ def test_kill_9_under_load_then_every_run_goes_on(tmp_path):
 
 
 def test_a_second_process_takes_over_a_killed_ones_runs(tmp_path):
-    path = tmp_path / "af.db"
-    url = f"sqlite:///{path}"
+    path = url = database_url(tmp_path)
     echo = EchoServer().start()
     a = serve(url)
     b = serve(url)

@@ -12,6 +12,7 @@ import urllib.request
 
 from server import logformat
 from tests.processes import ROOT, _env
+from tests.databases import database_url
 
 KEY = "af_test_key_logformat_000000001"
 
@@ -44,7 +45,7 @@ def test_json_lines_carry_level_logger_message_and_ids():
 def test_a_server_started_with_json_logs_writes_only_json_lines(tmp_path):
     env = _env({"ACTORFLOW_LOG_FORMAT": "json", "ACTORFLOW_API_KEY": KEY})
     proc = subprocess.Popen([sys.executable, "run.py", "serve", "--port", "0", "--database-url",
-                             f"sqlite:///{tmp_path / 'a.db'}"], cwd=ROOT, env=env,
+                             database_url(tmp_path)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None

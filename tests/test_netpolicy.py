@@ -13,6 +13,7 @@ from tests.helpers import START, configure, edge
 from tests.llm_fixtures import echo  # noqa: F401  (fixture)
 from tests.processes import ServerProcess
 from tests.test_process import http
+from tests.databases import database_url
 
 
 async def run_http(api, url, **config):
@@ -136,7 +137,7 @@ def _outside_address():
 
 def test_a_server_on_every_interface_refuses_all_its_addresses(tmp_path):
     """run.py passes its real listening socket down: on 0.0.0.0, any local address with its port."""
-    server = ServerProcess(f"sqlite:///{tmp_path / 'af.db'}", env={"ACTORFLOW_API_KEY": KEY},
+    server = ServerProcess(database_url(tmp_path), env={"ACTORFLOW_API_KEY": KEY},
                            args=("--host", "0.0.0.0"))
     try:
         port = int(server.url.rsplit(":", 1)[1])

@@ -7,10 +7,11 @@ import signal
 import peewee
 
 from tests.processes import ServerProcess, http, run_cli, wait_until
+from tests.databases import database_url, sqlite_only
 
 
 def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'af.db'}"
+    return database_url(tmp_path)
 
 
 def test_help_lists_subcommands_and_flags():
@@ -119,6 +120,7 @@ def test_runs_of_dead_processes_are_resolved_on_start_but_live_ones_are_not(tmp_
         server.stop()
 
 
+@sqlite_only
 def test_database_files_are_private(tmp_path):
     path = tmp_path / "fresh" / "af.db"
     assert run_cli("list-keys", "--database-url", f"sqlite:///{path}").returncode == 0

@@ -13,6 +13,7 @@ import pytest
 from actors.blocks.schedule import due, next_fires
 from tests.helpers import edge
 from tests.processes import ROOT
+from tests.databases import database_url
 
 D = datetime.datetime
 
@@ -134,7 +135,7 @@ async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, sche
 
 def test_a_tick_is_claimed_by_exactly_one_of_several_processes(tmp_path):
     """The claim is one conditional UPDATE: four processes race for one tick on one SQLite file."""
-    url = f"sqlite:///{tmp_path / 'af.db'}"
+    url = database_url(tmp_path)
     race = ("import sys, datetime\n"
             "from models.db import migrate, open_database\n"
             "from models.schedule import claim_tick\n"

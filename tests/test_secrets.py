@@ -4,10 +4,11 @@ and an LLM client that takes nothing from the server's OPENAI_* environment."""
 
 from tests import openai_server as oa
 from tests.processes import ServerProcess, http, make_workflow, run_cli, wait_until
+from tests.databases import database_url
 
 
 def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'af.db'}"
+    return database_url(tmp_path)
 
 
 def secret_file(tmp_path, name, value):

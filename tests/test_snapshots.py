@@ -2,19 +2,15 @@
 
 import json
 
-import peewee
 import pytest
 
 from models.db import MIGRATIONS, migrate, open_database
+from tests.databases import query, sqlite_only
 from tests.helpers import START, edge
 
 
 def rows(settings, sql, args=()):
-    db = peewee.SqliteDatabase(settings.database_url[len("sqlite:///"):])
-    try:
-        return db.execute_sql(sql, args).fetchall()
-    finally:
-        db.close()
+    return query(settings.database_url, sql, args)
 
 
 def respond(value):
@@ -45,6 +41,7 @@ async def test_each_save_is_a_version_and_runs_reference_theirs(api, settings):
     assert rows(settings, "SELECT COUNT(*) FROM graph_version WHERE workflow = ?", (wf,)) == [(0,)]
 
 
+@sqlite_only
 def test_migration_gives_existing_databases_snapshots_and_columns(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     db = open_database(url)

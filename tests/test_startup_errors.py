@@ -10,10 +10,11 @@ import peewee
 import pytest
 
 from tests.processes import ServerProcess, http, make_workflow, run_cli, wait_until
+from tests.databases import database_url
 
 
 def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'af.db'}"
+    return database_url(tmp_path)
 
 
 def one_line_error(out, *words):

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from tests.databases import database_url, sqlite_only
 from tests.helpers import START, configure, edge
 from tests.processes import ServerProcess, wait_until
 from tests.sse_client import SSEClient, types
@@ -93,7 +94,7 @@ def _cpu_seconds(pid):
 
 
 def test_reattach_to_a_run_of_another_process_waits_and_ends_with_it(tmp_path):
-    url = f"sqlite:///{tmp_path / 'af.db'}"
+    url = database_url(tmp_path)
     env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_KEEPALIVE_INTERVAL": "0.5"}
     owner = ServerProcess(url, env=env)
     other = ServerProcess(url, env=env)
@@ -190,6 +191,7 @@ async def ended(api, wf, eid, deadline=30.0):
 ECHO = {"id": "out", "type": "response", "config": {"data": {"got": "{{ variables.x }}"}}}
 
 
+@sqlite_only
 @configure(db_busy_timeout=0.3)
 @pytest.mark.gen_test(timeout=60)
 async def test_locked_store_answers_503_and_the_run_ends_failed_once_it_is_free(api, server, settings):
@@ -233,6 +235,7 @@ async def test_locked_store_answers_503_and_the_run_ends_failed_once_it_is_free(
     assert await healthy(api) < 1
 
 
+@sqlite_only
 def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(tmp_path):
     path = tmp_path / "af.db"
     server = ServerProcess(f"sqlite:///{path}", env={"ACTORFLOW_API_KEY": KEY})

@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+from tests.databases import database_url
 from tests.helpers import START, configure, edge
 from tests.conftest import KEY
 
@@ -564,7 +565,7 @@ def _serve(tmp_path, name, db):
     out = open(tmp_path / f"{name}.out", "wb")
     err = open(tmp_path / f"{name}.err", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "run.py", "serve", "--port", "0", "--database-url", f"sqlite:///{db}"],
+        [sys.executable, "run.py", "serve", "--port", "0", "--database-url", db],
         cwd=ROOT, env=env, stdout=out, stderr=err)
     out.close()
     err.close()
@@ -585,7 +586,7 @@ def _wait_listening(tmp_path, name, proc, deadline=60.0):
 
 
 def test_race_across_two_server_processes(tmp_path):
-    db = tmp_path / "shared.db"
+    db = database_url(tmp_path, "shared.db")
     procs = {}
     try:
         procs["a"] = _serve(tmp_path, "a", db)
