@@ -55,7 +55,7 @@ def created():
 
 
 def query(url, sql, args=()):
-    """Rows of one statement on the database at `url` (SQLite or PostgreSQL), `?` for parameters."""
+    """Rows of one statement (committed) on the database at `url` (SQLite or PostgreSQL), `?` for parameters."""
     from playhouse.db_url import connect
     if url.startswith("sqlite:///"):
         import peewee
@@ -64,6 +64,7 @@ def query(url, sql, args=()):
         db = connect(url)
         sql = sql.replace("?", "%s")
     try:
-        return db.execute_sql(sql, args).fetchall()
+        cursor = db.execute_sql(sql, args)
+        return cursor.fetchall() if cursor.description else []
     finally:
         db.close()

@@ -4,10 +4,9 @@ import datetime
 import os
 import signal
 
-import peewee
 
 from tests.processes import ServerProcess, http, run_cli, wait_until
-from tests.databases import database_url, sqlite_only
+from tests.databases import database_url, query, sqlite_only
 
 
 def db_url(tmp_path):
@@ -72,35 +71,29 @@ def test_sigterm_and_sigint_exit_zero(tmp_path):
         assert server.stop(sig) == 0
 
 
-def _orphan(db_path, owner, pid, heartbeat_age):
+def _orphan(url, owner, pid, heartbeat_age):
     """Write a run left `running` by a process `owner` (as a crashed server would leave it)."""
     from models.base import utcnow
-    db = peewee.SqliteDatabase(str(db_path), pragmas={"journal_mode": "wal", "busy_timeout": 5000})
     now = utcnow()
     beat = now - datetime.timedelta(seconds=heartbeat_age)
     eid = f"run-of-{owner}"
-    with db.atomic():
-        db.execute_sql("INSERT INTO process_row (id, host, pid, started_at, heartbeat_at) VALUES (?,?,?,?,?)",
-                       (owner, os.uname().nodename, pid, beat, beat))
-        db.execute_sql("INSERT INTO execution (id, workflow, workspace, status, \"trigger\", owner, started_at) "
-                       "VALUES (?, 'wf', 'ws', 'running', 'api', ?, ?)", (eid, owner, now))
-        db.execute_sql("INSERT INTO block_log (execution, seq, block_id, block_type, status, attempts) "
-                       "VALUES (?, 1, 'slow', 'code', 'running', 1)", (eid,))
-    db.close()
+    query(url, "INSERT INTO process_row (id, host, pid, started_at, heartbeat_at) VALUES (?,?,?,?,?)",
+          (owner, os.uname().nodename, pid, beat, beat))
+    query(url, "INSERT INTO execution (id, workflow, workspace, status, \"trigger\", owner, started_at) "
+               "VALUES (?, 'wf', 'ws', 'running', 'api', ?, ?)", (eid, owner, now))
+    query(url, "INSERT INTO block_log (execution, seq, block_id, block_type, status, attempts) "
+               "VALUES (?, 1, 'slow', 'code', 'running', 1)", (eid,))
     return eid
 
 
-def _status(db_path, eid):
-    db = peewee.SqliteDatabase(str(db_path))
-    row = db.execute_sql("SELECT status, error FROM execution WHERE id = ?", (eid,)).fetchone()
-    log = db.execute_sql("SELECT status FROM block_log WHERE execution = ?", (eid,)).fetchone()
-    db.close()
+def _status(url, eid):
+    row = query(url, "SELECT status, error FROM execution WHERE id = ?", (eid,))[0]
+    log = query(url, "SELECT status FROM block_log WHERE execution = ?", (eid,))[0]
     return row, log
 
 
 def test_runs_of_dead_processes_are_resolved_on_start_but_live_ones_are_not(tmp_path):
-    url = db_url(tmp_path)
-    path = tmp_path / "af.db"
+    url = path = db_url(tmp_path)
     # make the schema
     assert run_cli("list-keys", "--database-url", url).returncode == 0
     import subprocess
@@ -149,7 +142,8 @@ def _block_running(url, key, wf, block_id):
 def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
     import threading
     key = "k" * 20
-    server = ServerProcess(db_url(tmp_path), env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "3"})
+    url = db_url(tmp_path)
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "3"})
     quick = _slow_workflow(server.url, key, 1)
     stuck = _slow_workflow(server.url, key, 60)
     answers = {}
@@ -172,9 +166,7 @@ def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
     assert answers["quick"][0] == 200 and answers["quick"][1]["output"] == {"slow": 1}
     assert answers["stuck"][0] == 500
     assert "server stopped" in answers["stuck"][1]["error"]
-    db = peewee.SqliteDatabase(str(tmp_path / "af.db"))
-    rows = dict(db.execute_sql("SELECT workflow, status FROM execution").fetchall())
-    db.close()
+    rows = dict(query(url, "SELECT workflow, status FROM execution"))
     assert rows == {quick: "completed", stuck: "failed"}
 
 
