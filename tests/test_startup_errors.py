@@ -6,11 +6,10 @@ import signal
 import socket
 import time
 
-import peewee
 import pytest
 
 from tests.processes import ServerProcess, http, make_workflow, run_cli, wait_until
-from tests.databases import database_url
+from tests.databases import database_url, query
 
 
 def db_url(tmp_path):
@@ -112,7 +111,8 @@ def test_flags_work_before_and_after_the_subcommand(tmp_path):
 
 def test_a_second_interrupt_while_draining_stops_at_once(tmp_path):
     key = "af_drain_0123456789"
-    server = ServerProcess(db_url(tmp_path), env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "120"})
+    url = db_url(tmp_path)
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key, "ACTORFLOW_SHUTDOWN_GRACE": "120"})
     wf = make_workflow(server.url, key, [{"id": "start", "type": "starter"},
                                          {"id": "slow", "type": "code",
                                           "config": {"code": "import time\ntime.sleep(120)\nreturn 1"}}],
@@ -128,9 +128,7 @@ def test_a_second_interrupt_while_draining_stops_at_once(tmp_path):
     assert server.proc.wait(60) == 0
     assert time.monotonic() - t0 < 60          # far below the 120 s grace
     assert wait_until(lambda: any("second signal" in line for line in server.lines))
-    db = peewee.SqliteDatabase(str(tmp_path / "af.db"))
-    assert db.execute_sql("SELECT status FROM execution").fetchall() == [("failed",)]
-    db.close()
+    assert query(url, "SELECT status FROM execution") == [("failed",)]
 
 
 def test_a_package_of_another_project_with_the_same_name_is_named(tmp_path):
