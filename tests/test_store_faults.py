@@ -315,7 +315,7 @@ def _peak_rss_mib(pid):
 
 def test_amplifying_template_and_oversized_output_fail_cleanly_with_bounded_memory(tmp_path):
     limit = 4 * 1024 * 1024
-    server = ServerProcess(f"sqlite:///{tmp_path / 'af.db'}",
+    server = ServerProcess(database_url(tmp_path),
                            env={"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_MAX_VALUE_BYTES": str(limit)})
     url = server.url
     try:
