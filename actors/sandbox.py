@@ -351,7 +351,7 @@ class SandboxPool:
                 [self.python, "-I", "-S", "-u", "-c", CHILD_SOURCE, json.dumps(opts),
                  _owner_mark()],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                bufsize=0, cwd=cwd or "/", env=dict(CHILD_ENV, HOME=home, TMPDIR=home),
+                bufsize=0, cwd=cwd or "/", env=dict(_child_env(), HOME=home, TMPDIR=home),
                 close_fds=True, pass_fds=(write_fd, lifeline),
                 start_new_session=True, umask=0o077)
         except BaseException as exc:
@@ -741,7 +741,7 @@ def _usable_guards(python, network):
 def _probe(python):
     try:
         done = subprocess.run([python, "-I", "-S", "-c", CHILD_SOURCE, "probe"], cwd="/",
-                              env=CHILD_ENV, stdin=subprocess.DEVNULL, capture_output=True,
+                              env=_child_env(), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=30)
         found = json.loads(done.stdout)
         return {g: found.get(g, "not probed") for g in GUARDS}
@@ -805,6 +805,15 @@ def _reap_leftovers():
     if killed:
         log.warning("killed %d code processes left by a server that is gone", killed)
     return killed
+
+
+def _child_env():
+    """The child's environment. In the single binary (sys.frozen) the binary is the
+    child's Python; its bootloader's own variables make it run from the files the
+    server unpacked at start instead of unpacking itself again for every job."""
+    if not getattr(sys, "frozen", False):
+        return CHILD_ENV
+    return dict(CHILD_ENV, **{k: v for k, v in os.environ.items() if k.startswith("_PYI_")})
 
 
 _pythons = {}  # (explicit, root) -> path: probing costs a process start, do it once

@@ -50,6 +50,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_RELATIME = 1, 32, 4096, 1 << 21
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 GUARDS = ("ipc", "mount", "pid", "net", "userns")
@@ -161,11 +162,15 @@ def _enter(guards, opts):
     if "pid" in guards:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if "mount" in guards:
+        runtime = _runtime_dir()
+        keep = os.open(runtime, os.O_PATH | os.O_DIRECTORY) if runtime else None
         for path in PRIVATE_DIRS:
             if os.path.isdir(path):
                 mb = opts["tmp_mb"] if path == "/tmp" else opts["small_tmp_mb"]
                 _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
                        "mode=1777,size=%dm,nr_inodes=65536" % max(1, mb))
+        if keep is not None:
+            _bind_read_only(keep, runtime)
         os.chdir("/tmp")
     if os.geteuid() != 0:
         _drop_capabilities()  # those it got with its own user namespace
@@ -181,6 +186,25 @@ def _enter(guards, opts):
         _refuse_user_namespaces()
     # Set after the uid change (which clears it): if the outer half dies, so do we.
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _runtime_dir():
+    """The single binary's unpacked files (its Python), if a private tmpfs would hide them."""
+    path = getattr(sys, "_MEIPASS", None)
+    if path and any(path == d or path.startswith(d + "/") for d in PRIVATE_DIRS):
+        return path
+    return None
+
+
+def _bind_read_only(fd, path):
+    """Show the directory open as `fd` at `path` again, read-only, over the new tmpfs:
+    the code's later imports (extension modules) come from there."""
+    os.makedirs(path, exist_ok=True)
+    _mount("/proc/self/fd/%d" % fd, path, None, MS_BIND | MS_REC)
+    os.close(fd)
+    have = os.statvfs(path).f_flag  # a remount inside a user namespace must keep the locked flags
+    flags = (have & (MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048)) | (MS_RELATIME if have & 4096 else 0)
+    _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
 
 
 def _setup_failed(step, exc):
