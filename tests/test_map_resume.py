@@ -11,6 +11,7 @@ import threading
 from tests import crashload as cl
 from tests.processes import wait_until
 from tests.test_durable import KEY, kill, serve
+from tests.databases import database_url
 
 CHILD = ("import time\n"
          "if variables['item'] == 'slow':\n"
@@ -32,8 +33,7 @@ def children(path, parent_eid):
 
 
 def test_map_resumed_after_kill_does_not_rerun_finished_items(tmp_path):
-    path = tmp_path / "af.db"
-    url = f"sqlite:///{path}"
+    path = url = database_url(tmp_path)
     server = serve(url)
     try:
         child = make(server.url, [cl.START, cl.block("work", cl.code(CHILD))], [cl.edge("start", "work")])
@@ -60,7 +60,7 @@ def test_map_resumed_after_kill_does_not_rerun_finished_items(tmp_path):
         slow = before[3][0]
         # The slow child was resumed here; the map waits for it rather than starting it again.
         assert wait_until(lambda: cl.stored(path, "SELECT COUNT(*) FROM block_log WHERE execution = ? "
-                                                  "AND resumed = 1", (slow,))[0][0] == 1, timeout=60)
+                                                  "AND resumed = ?", (slow, True))[0][0] == 1, timeout=60)
         status, body = cl.http(server.url, "POST", f"/api/workflows/{child}/executions/{slow}/cancel",
                                None, KEY)
         assert status == 200, body
