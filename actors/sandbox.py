@@ -401,6 +401,7 @@ class SandboxPool:
 
     def _maintain(self):
         """The pool's thread: keep `size` children waiting, and clean up used ones."""
+        refilled = False
         while True:
             with self._cond:
                 while not self._closed and not self._trash and \
@@ -409,9 +410,16 @@ class SandboxPool:
                 if self._closed:
                     return
                 refill = len(self._idle) + self._starting < self.size
-                trash = None if refill else self._trash.popleft()
+                # Take turns: under steady use a refill is always due, and used
+                # children left in the trash would keep their uids (and stay
+                # unreaped) until every uid is gone.
+                if self._trash and (not refill or refilled or len(self._trash) > self.size):
+                    trash, refill = self._trash.popleft(), False
+                else:
+                    trash = None
                 if refill:
                     self._starting += 1
+            refilled = refill
             if trash is not None:
                 self._cleanup(trash)
                 continue

@@ -692,3 +692,14 @@ def test_without_root_a_user_namespace_of_its_own_gives_the_same_guards():
     assert pid == 1 and tmp == []
     assert caps == "0000000000000000" and umount != 0  # its mounts stay put
     assert unshared == -1
+
+
+def test_used_children_are_cleaned_up_while_blocks_keep_coming(pool):
+    # Back to back, a refill is always due; used children must still be reaped
+    # and their uids given back meanwhile, or a busy server runs out of uids.
+    backlog = []
+    for _ in range(40):
+        assert run(pool, "return 1").value == 1
+        with pool._cond:
+            backlog.append(len(pool._trash))
+    assert max(backlog) <= pool.size + 2, backlog
