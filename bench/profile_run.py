@@ -1,6 +1,6 @@
 """Where a run's CPU goes: py-spy samples a live server while one graph runs again and again.
 
-    python bench/profile_run.py chain|fanout|three [--runs 20] [--top 25]
+    python bench/profile_run.py chain|fanout|three|save [--runs 20] [--top 25]
 
 Needs py-spy (pip install py-spy) and ptrace rights. Prints the functions
 with the most samples, self and inclusive, over the threads holding the GIL, and the collapsed stacks' path for flame graphs.
@@ -19,7 +19,8 @@ from common import Servers  # noqa: E402
 from bench_execute import chain, three_blocks  # noqa: E402
 from targets import fan_out_join  # noqa: E402
 
-GRAPHS = {"chain": lambda: chain(1000), "fanout": lambda: fan_out_join(1000), "three": three_blocks}
+GRAPHS = {"chain": lambda: chain(1000), "fanout": lambda: fan_out_join(1000), "three": three_blocks,
+          "save": lambda: chain(5000)}  # save: PUT the 5,000-block graph again instead of running
 
 
 def _cpu(pid):
@@ -62,8 +63,16 @@ def main():
     servers = Servers()
     out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
     try:
-        wf = servers.workflow(*GRAPHS[args.graph]())
-        servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})  # warm
+        graph = GRAPHS[args.graph]()
+        wf = servers.workflow(*graph)
+        blocks, edges = graph
+
+        def once():
+            if args.graph == "save":
+                servers.api("PUT", f"/api/workflows/{wf}/graph", {"blocks": blocks, "edges": edges})
+            else:
+                servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})
+        once()  # warm
         pid = servers.procs[0].pid
         spy = None if args.no_spy else subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", out,
                                 "-r", "200", "--gil", "--nonblocking"],
@@ -73,7 +82,7 @@ def main():
         cpu0 = _cpu(pid)
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})
+            once()
             times.append(time.perf_counter() - t0)
         cpu = (_cpu(pid) - cpu0) / args.runs
         if spy is not None:

@@ -50,6 +50,14 @@ def _values(model, names, row):
     return [fields[n].db_value(row[n]) for n in names]
 
 
+def insert_rows(model, rows):
+    """Insert `rows` (mappings with the same keys) with one statement built once: `executemany`."""
+    if rows:
+        names = tuple(rows[0])
+        database.cursor().executemany(_insert_sql(model, names),
+                                      [_values(model, names, row) for row in rows])
+
+
 def apply(ops):
     cursor = database.cursor()
     pending_kind, pending_rows = None, []
