@@ -147,3 +147,31 @@ def child_run(parent_execution_id: str, parent_block_id: str, index):
     query = query.where(Execution.parent_index.is_null() if index is None
                         else Execution.parent_index == index)
     return query.order_by(Execution.status.asc(), Execution.pk.desc()).first()
+
+
+def stored_events(execution_id: str, after: int, limit: int):
+    """A page of stored events after `after`: [(seq, text)]."""
+    return list(ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
+                .where((ExecutionEvent.execution == execution_id) & (ExecutionEvent.seq > after))
+                .order_by(ExecutionEvent.seq).limit(limit).tuples())
+
+
+def status_of(execution_id: str):
+    row = (Execution.select(Execution.status).where(Execution.id == execution_id)
+           .tuples().first())
+    return row[0] if row else None
+
+
+def last_event(execution_id: str):
+    """(seq, text) of the run's last stored event, or None."""
+    return (ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
+            .where(ExecutionEvent.execution == execution_id)
+            .order_by(ExecutionEvent.seq.desc()).tuples().first())
+
+
+def end_row(execution_id: str):
+    """(id, status, output, error, duration_ms, error_block) of a run, or None."""
+    row = Execution.get_or_none(Execution.id == execution_id)
+    if row is None:
+        return None
+    return row.id, row.status, row.output, row.error, row.duration_ms, row.error_block or None

@@ -277,6 +277,14 @@ def consume_arm(workflow_pk: int) -> bool:
     return count == 1
 
 
+def restore_arm(workflow_pk: int, until):
+    """Re-arm a workflow whose consumed arm did not start a run (unless re-armed or undeployed)."""
+    (Workflow.update(armed_until=until)
+     .where((Workflow.pk == workflow_pk) & (Workflow.deployed == True)  # noqa: E712
+            & (Workflow.armed_until.is_null(True)))
+     .execute())
+
+
 # -- graph versions ---------------------------------------------------------
 
 def _version_json(row) -> dict:

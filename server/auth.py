@@ -11,15 +11,27 @@ class AuthCache:
         self._max = max_entries
         self._entries = {}
 
-    def get(self, key, lookup):
-        """The workspace for `key` (None if unknown), via `lookup(key)` at most every ttl."""
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
-        now = self._clock()
-        hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        workspace = lookup(key)
+    def peek(self, key):
+        """(True, workspace) when `key` was looked up within the ttl, else (False, None)."""
+        hit = self._entries.get(_digest(key))
+        if hit is not None and hit[1] > self._clock():
+            return True, hit[0]
+        return False, None
+
+    def put(self, key, workspace):
+        """Remember what a lookup of `key` found (None: no such key) for the ttl."""
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[digest] = (workspace, now + self._ttl)
+        self._entries[_digest(key)] = (workspace, self._clock() + self._ttl)
+
+    def get(self, key, lookup):
+        """The workspace for `key` (None if unknown), via `lookup(key)` at most every ttl."""
+        known, workspace = self.peek(key)
+        if not known:
+            workspace = lookup(key)
+            self.put(key, workspace)
         return workspace
+
+
+def _digest(key):
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()

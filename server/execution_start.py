@@ -4,6 +4,7 @@ import re
 
 from actors.dag import Graph
 from actors.plan import DEPTH_HEADER, plan_run
+from models import reads
 from models import workflow as wf_model
 from actors.persist import STORAGE_CODE
 from models.errors import (DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown,
@@ -11,24 +12,54 @@ from models.errors import (DepthExceeded, ExecutionFailed, ExecutionTimeout, Shu
 
 
 class GraphCache:
-    """Recently run graphs, keyed by workflow id and graph version. Loop thread only."""
+    """Recently run graphs, keyed by workflow id and graph version. Loop thread only.
 
-    def __init__(self, size=256):
+    A miss is loaded and built on a reader thread (models.store), never on the loop.
+    """
+
+    def __init__(self, store, size=256):
+        self._store = store
         self._size = size
         self._entries = {}
 
-    def get(self, workflow_id, version):
+    def version_of(self, workflow_id):
+        """The cached graph version of the workflow, or None."""
+        hit = self._entries.get(workflow_id)
+        return hit[0] if hit is not None else None
+
+    def put(self, workflow_id, version, entry):
+        if len(self._entries) >= self._size and workflow_id not in self._entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[workflow_id] = (version, entry)
+
+    async def get(self, workflow_id, version):
         """(blocks, edges, Graph) of that version of the workflow's graph."""
         hit = self._entries.get(workflow_id)
         if hit is not None and hit[0] == version:
             return hit[1]
-        saved = wf_model.graph_of_version(workflow_id, version)
-        blocks, edges = saved if saved is not None else wf_model.load_graph(workflow_id)
-        entry = (blocks, edges, Graph.build(blocks, edges))
-        if len(self._entries) >= self._size:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[workflow_id] = (version, entry)
+        entry = await self._store.read(built_graph, workflow_id, version)
+        self.put(workflow_id, version, entry)
         return entry
+
+
+def built_graph(workflow_id, version):
+    """On a reader thread: (blocks, edges, Graph) of that version."""
+    blocks, edges = reads.graph_to_run(workflow_id, version)
+    return blocks, edges, Graph.build(blocks, edges)
+
+
+def _ref_and_graph(workspace, workflow_id, cached_version):
+    ref = wf_model.workflow_ref(workspace, workflow_id)
+    return ref, (None if ref.version == cached_version else built_graph(ref.id, ref.version))
+
+
+async def load_workflow(runtime, workspace, workflow_id):
+    """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
+    ref, entry = await runtime.store.read(_ref_and_graph, workspace, workflow_id,
+                                          runtime.graphs.version_of(workflow_id))
+    if entry is not None:
+        runtime.graphs.put(ref.id, ref.version, entry)
+    return ref
 
 
 def request_depth(headers, max_depth) -> int:
@@ -50,17 +81,17 @@ def request_depth(headers, max_depth) -> int:
     return depth
 
 
-def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-              depth=0, parent=None):
+async def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
+                    depth=0, parent=None):
     """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
 
     `parent` (plan.Parent) links a sub-run to the block that started it.
 
     Raises ValidationError before any run exists.
     """
-    if not runtime.runs.accepting:
+    blocks, edges, graph = await runtime.graphs.get(wf.id, wf.version)
+    if not runtime.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
         raise ShuttingDown("server is shutting down")
-    blocks, edges, graph = runtime.graphs.get(wf.id, wf.version)
     plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
                     workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                     trigger=trigger, timeout=timeout, webhook_block=webhook_block,

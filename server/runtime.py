@@ -15,6 +15,7 @@ from actors.timers import Timers
 from models import processes
 from models.base import new_id
 from models.db import migrate, open_database
+from models.store import Readers, Store
 from .auth import AuthCache
 from .bridge import Bridge
 from .ratelimit import FailureLimiter
@@ -45,9 +46,12 @@ class Runtime:
         self.bridge = Bridge(io_loop)
         self.writer = Writer(self.db, self.bridge)
         self.writer.start()
+        self.readers = Readers(self.db, settings.db_readers)
+        self.readers.start()
+        self.store = Store(self.writer, self.readers)
         self.timers = Timers()
         self.auth_cache = AuthCache()
-        self.graphs = GraphCache()
+        self.graphs = GraphCache(self.store)
         self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
         self.services = {}
         self.services["netpolicy"] = NetPolicy.from_settings(settings)
@@ -128,6 +132,7 @@ class Runtime:
             sandbox.close()
         self.writer.submit(processes.unregister, (self.owner,))
         self.writer.stop()
+        self.readers.stop()
         for ref in pykka.ActorRegistry.get_all():
             ref.stop(block=False)
         self.db.close()

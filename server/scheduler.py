@@ -77,7 +77,7 @@ class Scheduler:
             ref = WorkflowRef(id=row["workflow_id"], workspace=row["workspace"], version=row["version"])
             payload = {"tick": iso(tick), "timezone": row["config"].get("timezone", "UTC")}
             try:
-                runs.append(start_run(self._runtime, ref, row["config"].get("variables") or {}, "schedule",
+                runs.append(await start_run(self._runtime, ref, row["config"].get("variables") or {}, "schedule",
                                       self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
                                       trigger_payload=payload))
             except Exception as exc:  # e.g. shutting down: this tick is claimed, and lost

@@ -33,6 +33,7 @@ class Settings:
     max_block_threads: int = 256
     max_value_bytes: int = 16 * 1024 * 1024
     db_busy_timeout: float = 10.0
+    db_readers: int = 4
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None
@@ -104,6 +105,7 @@ _FIELDS = {
     "max_block_threads": ("ACTORFLOW_MAX_BLOCK_THREADS", int),
     "max_value_bytes": ("ACTORFLOW_MAX_VALUE_BYTES", int),
     "db_busy_timeout": ("ACTORFLOW_DB_BUSY_TIMEOUT", float),
+    "db_readers": ("ACTORFLOW_DB_READERS", int),
     "llm_base_url": ("ACTORFLOW_LLM_BASE_URL", str),
     "llm_api_key": ("ACTORFLOW_LLM_API_KEY", str),
     "llm_model": ("ACTORFLOW_LLM_MODEL", str),
@@ -139,7 +141,7 @@ CONFIG_ENV = "ACTORFLOW_CONFIG"
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
              "max_body", "max_graph_body", "max_blocks", "max_edges", "max_block_threads", "code_memory_mb",
-             "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items"}
+             "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items", "db_readers"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

@@ -22,7 +22,7 @@ import logging
 import time
 
 from actors.events import TERMINAL, end_event
-from models.execution import Execution, ExecutionEvent
+from models.reads import stored_poll
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,6 @@ def frame(seq, text):
     return f"id: {seq}\ndata: {text}\n\n"
 
 
-def stored_events(execution_id, after, limit):
-    """A page of stored events after `after`: [(seq, text)]."""
-    return list(ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
-                .where((ExecutionEvent.execution == execution_id) & (ExecutionEvent.seq > after))
-                .order_by(ExecutionEvent.seq).limit(limit).tuples())
-
-
-def execution_status(execution_id):
-    row = (Execution.select(Execution.status).where(Execution.id == execution_id)
-           .tuples().first())
-    return row[0] if row else None
-
-
 def event_type(text):
     """The type of a stored event's JSON text (the coordinator writes `type` first)."""
     prefix = '{"type":"'
@@ -70,32 +57,28 @@ def event_type(text):
         return None
 
 
-def closing_event(execution_id):
+def closing_event(last, end):
     """(seq, text) of an end event for a run that ended without storing one, else None.
 
-    A run whose server died is marked failed by the next server without an
-    `error` event; its stream still ends with one, made from the stored row.
+    `last` is its last stored (seq, text), `end` its stored row (see
+    models.reads.stored_poll). A run whose server died is marked failed by the
+    next server without an `error` event; its stream still ends with one.
     """
-    last = (ExecutionEvent.select(ExecutionEvent.seq, ExecutionEvent.data)
-            .where(ExecutionEvent.execution == execution_id)
-            .order_by(ExecutionEvent.seq.desc()).tuples().first())
     if last is not None and event_type(last[1]) in TERMINAL:
         return None
-    row = Execution.get_or_none(Execution.id == execution_id)
-    if row is None or row.status == "running":
+    if end is None or end[1] == "running":
         return None
-    event = end_event(row.id, row.status, row.output, row.error, row.duration_ms,
-                      row.error_block or None)
     seq = (last[0] if last is not None else 0) + 1
-    return seq, _dumps(event)
+    return seq, _dumps(end_event(*end))
 
 
 class RunStream:
     """One SSE response: replay, then follow a run live (or from the database), then end."""
 
-    def __init__(self, handler, runs, keepalive):
+    def __init__(self, handler, runs, keepalive, store):
         self.handler = handler
         self.runs = runs
+        self.store = store  # reads of a run followed from the database
         self.keepalive = max(0.05, float(keepalive))
         self.stall = max(MIN_STALL, STALL_FACTOR * self.keepalive)
         self.backlog = collections.deque()  # (seq, text, terminal): replayed, already in memory
@@ -235,7 +218,7 @@ class RunStream:
                     return
                 continue
             if self.poll:
-                if self._poll_once():
+                if await self._poll_once():
                     continue
                 if self.complete:
                     return
@@ -259,9 +242,10 @@ class RunStream:
                 size += len(text)
         return "".join(parts), last
 
-    def _poll_once(self):
+    async def _poll_once(self):
         """Take the next stored events in; False when nothing new came (the caller waits)."""
-        rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
+        rows, status, last, end = await self.store.read(stored_poll, self.execution_id, self.last_seq,
+                                                        DB_PAGE)
         if not rows:
             run = self.runs.get(self.execution_id)
             if run is not None:
@@ -269,16 +253,13 @@ class RunStream:
                 self.poll = False
                 self.follow(run, self.last_seq)
                 return True
-            if execution_status(self.execution_id) == "running":
+            if status == "running":
                 return False  # owned by another process, or not yet written: wait, then look again
-            # Its end and its last events commit together: read once more, then stop.
-            rows = stored_events(self.execution_id, self.last_seq, DB_PAGE)
-            if not rows:
-                self.complete = True
-                closing = closing_event(self.execution_id)
-                if closing is None or closing[0] <= self.last_seq:
-                    return False
-                rows = [closing]
+            self.complete = True
+            closing = closing_event(last, end)
+            if closing is None or closing[0] <= self.last_seq:
+                return False
+            rows = [closing]
         for seq, text in rows:
             terminal = event_type(text) in TERMINAL
             self.backlog.append((seq, text, terminal))

@@ -18,6 +18,7 @@ The workflow and map blocks link their sub-runs to themselves (plan.Parent);
 a map starts many with `begin` and collects them as they finish.
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -63,6 +64,7 @@ class SubRuns:
     def __init__(self, runtime):
         self.runtime = runtime
         self.max_depth = runtime.settings.max_depth
+        self._starting = set()  # tasks starting sub-runs, held so they are not collected midway
 
     def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None):
         """Run `workflow_id` of `workspace` with `variables`; return its output. Call off the loop.
@@ -133,17 +135,21 @@ class SubRuns:
 
     # -- on the IOLoop -----------------------------------------------------------
 
-    def _start(self, sub, workspace, workflow_id, variables, timeout, depth, parent):
-        from models import workflow as wf_model
-        from server.execution_start import start_run
+    def _start(self, *args):
+        task = asyncio.ensure_future(self._start_run(*args))  # its reads are awaited, not run here
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _start_run(self, sub, workspace, workflow_id, variables, timeout, depth, parent):
+        from server.execution_start import load_workflow, start_run
         if sub.abandoned:
             return
         try:
-            run = self._earlier(parent)
+            run = await self._earlier(parent)
             if run is None:
-                wf = wf_model.workflow_ref(workspace, workflow_id)
-                run = start_run(self.runtime, wf, variables, "api", timeout, depth=depth,
-                                parent=parent)
+                wf = await load_workflow(self.runtime, workspace, workflow_id)
+                run = await start_run(self.runtime, wf, variables, "api", timeout, depth=depth,
+                                      parent=parent)
         except ActorflowError as exc:
             if isinstance(exc, WorkflowNotFound):
                 sub.finish(error=f"workflow {workflow_id} not found")
@@ -172,15 +178,16 @@ class SubRuns:
 
         run.finished.add_done_callback(finished)
 
-    def _earlier(self, parent):
+    async def _earlier(self, parent):
         """What this block's item ran before a stop: a completed result, a live run, or None."""
         if parent is None:
             return None
-        from models.execution import child_run
-        row = child_run(parent.execution_id, parent.block_id, parent.index)
+        from models.reads import child_run_of
+        row = await self.runtime.store.read(child_run_of, parent.execution_id, parent.block_id,
+                                            parent.index)
         if row is None:
             return None
-        if row.status == "completed":
-            return {"status": "completed", "output": row.output}
-        live = self.runtime.runs.get(row.id)     # resumed here along with its parent
+        if row["status"] == "completed":
+            return {"status": "completed", "output": row["output"]}
+        live = self.runtime.runs.get(row["id"])     # resumed here along with its parent
         return live if live is not None and not live.over else None

@@ -11,7 +11,7 @@ import re
 import tornado.iostream
 import tornado.web
 
-from models.workspace import workspace_for_key
+from models.reads import key_workspace
 from schemas import jsonbody
 from server import errors
 from server.errors import PLAIN
@@ -103,9 +103,9 @@ class BaseHandler(tornado.web.RequestHandler):
             self._counted = False
             self.runtime.requests_ended()
 
-    def prepare(self):
+    async def prepare(self):
         if self.auth_required:
-            self.workspace = self.authenticate()
+            self.workspace = await self.authenticate()
         self.check_length()
 
     # -- the body ------------------------------------------------------------
@@ -173,14 +173,17 @@ class BaseHandler(tornado.web.RequestHandler):
             return await off_loop(parse_json, raw)
         return parse_json(raw)
 
-    def authenticate(self) -> str:
+    async def authenticate(self) -> str:
         key = self.request.headers.get("X-API-Key")
         header = self.request.headers.get("Authorization", "")
         if not key and header[:7].lower() == "bearer ":
             key = header[7:].strip()
         if not key:
             raise Unauthorized("missing API key: send Authorization: Bearer <key> or X-API-Key")
-        workspace = self.runtime.auth_cache.get(key, workspace_for_key)
+        known, workspace = self.runtime.auth_cache.peek(key)
+        if not known:  # a key not seen within the cache's ttl: one read off the loop
+            workspace = await self.runtime.store.read(key_workspace, key)
+            self.runtime.auth_cache.put(key, workspace)
         if workspace is None:
             raise Unauthorized("invalid API key")
         return workspace

@@ -14,12 +14,11 @@ any stream starts; then the run's events are replayed after Last-Event-ID
 import logging
 import re
 
-from models import execution as ex_model
-from models import workflow as wf_model
+from models import reads
 from schemas.execution import execute_request
 from models.errors import ActorflowError, ValidationError
 from server.errors import CODED
-from server.execution_start import request_depth, start_run
+from server.execution_start import load_workflow, request_depth, start_run
 from server.sse import RunStream
 from .base import BaseHandler
 
@@ -32,7 +31,8 @@ class _StreamHandler(BaseHandler):
     sse = None
 
     def open_stream(self) -> RunStream:
-        self.sse = RunStream(self, self.runtime.runs, self.settings_.keepalive_interval)
+        self.sse = RunStream(self, self.runtime.runs, self.settings_.keepalive_interval,
+                             self.runtime.store)
         self.sse.start()
         if self.runtime.metrics is not None:
             self.runtime.metrics.sse_open.inc()
@@ -59,20 +59,20 @@ class ExecuteStreamHandler(_StreamHandler):
     error_shape = CODED     # only for the 409 below: later errors are events
     depth = 0
 
-    def prepare(self):
+    async def prepare(self):
         # Only the key, the depth and the body's size are checked before the
         # stream; the rest answers as an event. Too deep is a 409 and too large
         # a 413, as on /execute, so that a calling http block fails at once.
-        self.workspace = self.authenticate()
+        self.workspace = await self.authenticate()
         self.depth = request_depth(self.request.headers, self.settings_.max_depth)
         self.check_length()
 
     async def post(self, workflow_id):
         sse = self.open_stream()
         try:
-            wf = wf_model.workflow_ref(self.workspace, workflow_id)
+            wf = await load_workflow(self.runtime, self.workspace, workflow_id)
             variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
-            run = start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
+            run = await start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
         except ActorflowError as exc:
             extra = {k: exc.extra[k] for k in ("details", "details_omitted") if k in exc.extra}
             sse.fail(exc.message, **extra)
@@ -88,16 +88,17 @@ class ExecuteStreamHandler(_StreamHandler):
 
 class ReattachHandler(_StreamHandler):
     async def get(self, workflow_id, execution_id):
-        wf = wf_model.get_workflow(self.workspace, workflow_id)
+        read = self.runtime.store.read
+        wf_id = await read(reads.workflow_exists, self.workspace, workflow_id)
         after = self.last_event_id()
         run = self.runtime.runs.get(execution_id)
-        if run is not None and run.workflow_id == wf.id and after + 1 >= run.first_seq:
+        if run is not None and run.workflow_id == wf_id and after + 1 >= run.first_seq:
             # Live, or ended within the chunk retention: replay and subscribe in one step.
             # (A resumed run's earlier events are only on disk: read those first, below.)
             self.open_stream().follow(run, after)
         else:
-            row = ex_model.get_execution(wf.id, execution_id)
-            self.open_stream().follow_stored(row.id, after)
+            _, eid, _ = await read(reads.execution_of, self.workspace, workflow_id, execution_id)
+            self.open_stream().follow_stored(eid, after)
         await self.sse.serve()
 
     def last_event_id(self) -> int:

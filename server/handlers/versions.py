@@ -19,15 +19,17 @@ def version_number(raw: str) -> int:
 
 
 class VersionsHandler(BaseHandler):
-    def get(self, workflow_id):
+    async def get(self, workflow_id):
         limit, offset = page(self.query_args("limit", "offset"))
-        rows, total = wf_model.list_versions(self.workspace, workflow_id, limit, offset)
+        rows, total = await self.runtime.store.read(
+            wf_model.list_versions, self.workspace, workflow_id, limit, offset)
         self.write_json({"versions": rows, "total": total, "limit": limit, "offset": offset})
 
 
 class VersionHandler(BaseHandler):
-    def get(self, workflow_id, version):
-        self.write_json(wf_model.get_version(self.workspace, workflow_id, version_number(version)))
+    async def get(self, workflow_id, version):
+        self.write_json(await self.runtime.store.read(
+            wf_model.get_version, self.workspace, workflow_id, version_number(version)))
 
 
 class RestoreVersionHandler(BaseHandler):

@@ -15,9 +15,9 @@ import math
 
 import tornado.web
 
+from models import reads
 from models import workflow as wf_model
 from models.base import utcnow
-from models.workflow import Workflow
 from server import errors
 from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionTimeout, NotFound,
                            ShuttingDown, StorageUnavailable, TooManyRequests, Unauthorized,
@@ -43,11 +43,11 @@ class WebhookHandler(BaseHandler):
 
     found = None
 
-    def prepare(self):
+    async def prepare(self):
         # No API key here, and the body limit comes after the webhook id:
         # 404 comes before 413, which comes before 401.
         if self.request.method == "POST":
-            self.found = wf_model.find_webhook(self.path_args[0])
+            self.found = await self.runtime.store.read(wf_model.find_webhook, self.path_args[0])
             if self.found is None:
                 raise NotFound("webhook not found")
         self.check_length()
@@ -75,24 +75,24 @@ class WebhookHandler(BaseHandler):
             raise ShuttingDown("server is shutting down")
 
         if not await self.runtime.writer.call(wf_model.consume_arm, wf.pk):
-            raise Conflict(self._why_not_armed(wf.pk))
+            raise Conflict(why_not_armed(await self.runtime.store.read(reads.arm_state, wf.pk)))
 
         # Ours. Read again what may have changed while we waited for the writer
         # (a graph save, a delete), so the run starts from the graph as it is now.
         armed_until = wf.armed_until
         try:
-            found = wf_model.find_webhook(webhook_id)
+            found = await self.runtime.store.read(wf_model.find_webhook, webhook_id)
             if found is None or found[0].pk != wf.pk:
                 raise NotFound("webhook not found")
             wf, block = found
             body = payload["body"]
             variables = body if isinstance(body, dict) else {}
-            run = start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
+            run = await start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
                             webhook_block=block.block_id, trigger_payload=payload, depth=depth)
         except Exception:
             # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
             if armed_until is not None:
-                await self.runtime.writer.call(restore_arm, wf.pk, armed_until)
+                await self.runtime.writer.call(wf_model.restore_arm, wf.pk, armed_until)
             raise
         timeout = self.settings_.execute_timeout
         try:
@@ -101,7 +101,7 @@ class WebhookHandler(BaseHandler):
             # The run could not be stored, so the call was not accepted: the arm
             # comes back as soon as the store takes writes again.
             if armed_until is not None:
-                self.runtime.writer.submit_until_stored(restore_arm, (wf.pk, armed_until))
+                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (wf.pk, armed_until))
             raise
 
         if not wait:
@@ -121,16 +121,6 @@ class WebhookHandler(BaseHandler):
         self.set_header("Retry-After", str(int(math.ceil(verdict.retry_after))))
         self.write_json(errors.error_body(exc, PLAIN), errors.status_of(exc))
 
-    @staticmethod
-    def _why_not_armed(workflow_pk):
-        wf = Workflow.get_or_none(Workflow.pk == workflow_pk)
-        if wf is None or not wf.deployed:
-            return "workflow is not deployed: deploy and arm it before calling its webhook"
-        if wf.armed_until is not None and wf.armed_until <= utcnow():
-            return "the arm window has expired: arm the workflow again"
-        return ("webhook is not armed: each arming accepts exactly one call; "
-                "arm the workflow again")
-
     def log_exception(self, typ, value, tb):
         # Never tornado's default, which prints the request; only the path, never headers.
         if isinstance(value, ActorflowError) and errors.status_of(value) < 500:
@@ -147,6 +137,16 @@ class WebhookHandler(BaseHandler):
 
 def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "replace")
+
+
+def why_not_armed(state):
+    """Why a call found its webhook's workflow not armed; `state` is (deployed, armed_until) or None."""
+    if state is None or not state[0]:
+        return "workflow is not deployed: deploy and arm it before calling its webhook"
+    if state[1] is not None and state[1] <= utcnow():
+        return "the arm window has expired: arm the workflow again"
+    return ("webhook is not armed: each arming accepts exactly one call; "
+            "arm the workflow again")
 
 
 def authentic(request, secret) -> bool:
@@ -168,14 +168,6 @@ def authentic(request, secret) -> bool:
         if scheme.strip().lower() == "sha256":
             ok = hmac.compare_digest(_bytes(digest.strip().lower()), _bytes(expected)) or ok
     return ok
-
-
-def restore_arm(workflow_pk, until):
-    """Writer job: re-arm a workflow whose consumed arm did not start a run."""
-    (Workflow.update(armed_until=until)
-     .where((Workflow.pk == workflow_pk) & (Workflow.deployed == True)  # noqa: E712
-            & (Workflow.armed_until.is_null(True)))
-     .execute())
 
 
 def wait_flag(raw) -> bool:

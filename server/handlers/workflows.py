@@ -1,5 +1,6 @@
 """Workflow CRUD and graph saving."""
 
+from models import reads
 from models import workflow as wf_model
 from schemas import load
 from schemas.graph import validate_graph
@@ -16,9 +17,7 @@ CREATE, UPDATE = CreateWorkflow(), UpdateWorkflow()
 class WorkflowsHandler(BaseHandler):
     async def get(self):
         limit, offset = page(self.query_args("limit", "offset"))
-        rows, total = wf_model.list_workflows(self.workspace, limit, offset)
-        self.write_json({"workflows": [wf_model.workflow_json(r) for r in rows],
-                         "total": total, "limit": limit, "offset": offset})
+        self.write_json(await self.runtime.store.read(reads.workflows_page, self.workspace, limit, offset))
 
     async def post(self):
         body = await self.json_body()
@@ -31,10 +30,10 @@ class WorkflowsHandler(BaseHandler):
 
 
 class WorkflowHandler(BaseHandler):
-    def get(self, workflow_id):
+    async def get(self, workflow_id):
         self.error_shape = CODED
-        wf = wf_model.get_workflow(self.workspace, workflow_id)
-        self.write_json(with_fire_times(wf_model.full_workflow_json(wf, self.public_url())))
+        self.write_json(with_fire_times(await self.runtime.store.read(
+            reads.workflow_full, self.workspace, workflow_id, self.public_url())))
 
     async def patch(self, workflow_id):
         body = await self.json_body()
@@ -46,7 +45,7 @@ class WorkflowHandler(BaseHandler):
         self.write_json(updated)
 
     async def delete(self, workflow_id):
-        wf_model.get_workflow(self.workspace, workflow_id)
+        await self.runtime.store.read(reads.workflow_exists, self.workspace, workflow_id)
         await self.runtime.runs.cancel_workflow(workflow_id)
         await self.runtime.writer.call(wf_model.delete_workflow, self.workspace, workflow_id)
         self.write_json({"ok": True})
@@ -62,7 +61,7 @@ class GraphHandler(BaseHandler):
     max_body_setting = "max_graph_body"
 
     async def put(self, workflow_id):
-        wf_model.get_workflow(self.workspace, workflow_id)
+        await self.runtime.store.read(reads.workflow_exists, self.workspace, workflow_id)
         blocks, edges = await off_loop(read_graph, self.request.body, self.runtime.registry,
                                        self.settings_)
         saved = await self.runtime.writer.call(
