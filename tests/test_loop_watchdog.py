@@ -1,0 +1,132 @@
+"""Nothing blocking runs on the IOLoop: every callback on the loop thread stays under 20 ms of CPU.
+
+A watchdog wraps asyncio's callback runner for the loop thread and measures
+each callback's CPU time (time.thread_time, so a loaded machine does not make
+it fail) while a representative round of HTTP calls runs against the real
+server: CRUD, saving and reading a mid-size graph, execute, stream and
+re-attach, history and logs, versions, deploy and webhooks.
+"""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tests.helpers import START, edge
+from tests.sse_client import SSEClient
+
+LIMIT = 0.020  # seconds of CPU per callback
+MID_SIZE = 300  # blocks
+
+
+class Watchdog:
+    """Times every asyncio callback run on one thread; keeps those over the limit."""
+
+    def __init__(self, thread_id, limit=LIMIT):
+        self.thread_id = thread_id
+        self.limit = limit
+        self.slow = []      # (CPU seconds, callback repr)
+        self.count = 0
+        self._original = None
+
+    def install(self):
+        self._original = original = asyncio.events.Handle._run
+        watchdog = self
+
+        def timed(handle):
+            if threading.get_ident() != watchdog.thread_id:
+                return original(handle)
+            began = time.thread_time()
+            try:
+                return original(handle)
+            finally:
+                took = time.thread_time() - began
+                watchdog.count += 1
+                if took > watchdog.limit:
+                    watchdog.slow.append((took, repr(handle)[:300]))
+
+        asyncio.events.Handle._run = timed
+
+    def uninstall(self):
+        asyncio.events.Handle._run = self._original
+
+
+@pytest.fixture
+def watchdog(server):
+    """Installed once the server has started (start-up work is not a request)."""
+    dog = Watchdog(threading.get_ident())
+    dog.install()
+    yield dog
+    dog.uninstall()
+
+
+def mid_size_graph(n=MID_SIZE):
+    blocks = [START] + [{"id": f"e{i}", "type": "echo", "position": {"x": i, "y": i % 7},
+                         "config": {"note": f"block {i} " + "x" * 40}} for i in range(n)]
+    edges = [edge("start", f"e{i}") for i in range(n)]
+    return blocks, edges
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_no_loop_callback_takes_over_20ms_of_cpu(api, server, watchdog):
+    # CRUD
+    status, wf = await api.post("/api/workflows", {"name": "watched"})
+    assert status == 201, wf
+    wid = wf["id"]
+    assert (await api.patch(f"/api/workflows/{wid}", {"description": "d"}))[0] == 200
+    assert (await api.get("/api/workflows?limit=50"))[0] == 200
+
+    # A mid-size graph: saved, read back, versions listed, executed.
+    blocks, edges = mid_size_graph()
+    status, body = await api.put(f"/api/workflows/{wid}/graph", {"blocks": blocks, "edges": edges})
+    assert status == 200, body
+    status, body = await api.get(f"/api/workflows/{wid}")
+    assert status == 200 and len(body["blocks"]) == MID_SIZE + 1
+    assert (await api.get(f"/api/workflows/{wid}/versions"))[0] == 200
+    status, body = await api.execute(wid, {"n": 1})
+    assert status == 200 and body["status"] == "completed", body
+
+    # A small graph: execute, stream, re-attach, history, logs.
+    small = await api.workflow([START, {"id": "out", "type": "response",
+                                        "config": {"data": {"v": "{{ variables.v }}"}}}],
+                               [edge("start", "out")])
+    for i in range(5):
+        status, body = await api.execute(small, {"v": i})
+        assert status == 200 and body["output"] == {"v": i}, body
+    client = await SSEClient.open(server.port, "POST", f"/api/workflows/{small}/execute/stream",
+                                  body={"variables": {"v": "s"}})
+    events = await client.until_end()
+    client.close()
+    eid = events[0]["data"]["execution_id"]
+    client = await SSEClient.open(server.port, "GET", f"/api/workflows/{small}/executions/{eid}/stream")
+    assert await client.until_end()
+    client.close()
+    status, listed = await api.get(f"/api/workflows/{small}/executions?limit=20")
+    assert status == 200 and listed["total"] == 6
+    assert (await api.get(f"/api/workflows/{small}/executions/{eid}"))[0] == 200
+    assert (await api.get(f"/api/workflows/{small}/executions/{eid}/logs"))[0] == 200
+
+    # Deploy, arm, and a webhook call that waits for its run.
+    hooked = await api.workflow([{"id": "hook", "type": "webhook"},
+                                 {"id": "out", "type": "response", "config": {"data": "{{ hook.body }}"}}],
+                                [edge("hook", "out")])
+    assert (await api.post(f"/api/workflows/{hooked}/deploy"))[0] == 200
+    assert (await api.post(f"/api/workflows/{hooked}/arm"))[0] == 200
+    _, full = await api.get(f"/api/workflows/{hooked}")
+    config = full["blocks"][0]["config"]
+    status, body, _ = await api.call("POST", f"/api/webhooks/{config['webhook_id']}?wait=true",
+                                     body={"x": 1}, key=None,
+                                     headers={"X-Webhook-Secret": config["webhook_secret"]})
+    assert status == 200 and body["output"] == {"x": 1}, body
+    status, _, _ = await api.call("POST", f"/api/webhooks/{config['webhook_id']}", body={}, key=None,
+                                  headers={"X-Webhook-Secret": config["webhook_secret"]})
+    assert status == 409  # used up
+
+    # An unknown key is looked up (a cache miss), and refused.
+    assert (await api.get("/api/workflows", key="af_not_a_key_at_all_000000000000"))[0] == 401
+    assert (await api.delete(f"/api/workflows/{wid}"))[0] == 200
+
+    assert watchdog.count > 100  # it did watch the loop
+    assert not watchdog.slow, "callbacks over 20 ms of CPU on the IOLoop:\n" + "\n".join(
+        f"{took * 1000:.1f} ms {what}" for took, what in sorted(watchdog.slow, reverse=True))
