@@ -171,7 +171,6 @@ def test_sigterm_lets_runs_finish_within_grace_and_fails_the_rest(tmp_path):
 
 
 def test_kill_9_then_restart_without_resume_fails_the_run(tmp_path):
-    import time
     key = "k" * 20
     url = db_url(tmp_path)
     server = ServerProcess(url, env={"ACTORFLOW_API_KEY": key})
@@ -185,12 +184,9 @@ def test_kill_9_then_restart_without_resume_fails_the_run(tmp_path):
             pass
 
     threading.Thread(target=doomed_call, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        listed = http(server.url + f"/api/workflows/{wf}/executions", key=key)[1]
-        if listed["total"]:
-            break
-        time.sleep(0.05)
+    # Killed once its slow block's start is on disk (not merely the run's row).
+    assert wait_until(lambda: _block_running(server.url, key, wf, "slow"), timeout=30)
+    listed = http(server.url + f"/api/workflows/{wf}/executions", key=key)[1]
     eid = listed["executions"][0]["id"]
     assert listed["executions"][0]["status"] == "running"
     server.proc.send_signal(signal.SIGKILL)
