@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import KEY, Servers, load, median, ms  # noqa: E402
@@ -66,13 +65,7 @@ def main():
             print(f"{clients:>8} {b:>11.0f} {a:>16.0f} {a / b:>6.2f} {ms(median(bare_p50))} {ms(median(af_p50)):>14}")
 
         for name, graph in (("1000-block chain", chain(1000)), ("1000-wide fan-out", fan_out(1000))):
-            wf = servers.workflow(*graph)
-            times = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                result = servers.api("POST", f"/api/workflows/{wf}/execute", {})
-                times.append(time.perf_counter() - t0)
-                assert result["status"] == "completed", result
+            times = servers.timed_runs(servers.workflow(*graph), args.repeat)
             print(f"{name}: median {ms(median(times))} end to end ({args.repeat} runs)")
     finally:
         servers.close()

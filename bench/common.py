@@ -66,6 +66,16 @@ class Servers:
         self.api("PUT", f"/api/workflows/{wf['id']}/graph", {"blocks": blocks, "edges": edges})
         return wf["id"]
 
+    def timed_runs(self, wf, repeat):
+        """Run workflow `wf` over /execute `repeat` times, one after another; seconds each."""
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            result = self.api("POST", f"/api/workflows/{wf}/execute", {})
+            times.append(time.perf_counter() - t0)
+            assert result["status"] == "completed", result
+        return times
+
     def close(self):
         for p in self.procs:
             p.terminate()
