@@ -140,13 +140,17 @@ def delete_executions_of(workflow_id: str):
 
 
 def child_run(parent_execution_id: str, parent_block_id: str, index):
-    """The best sub-run a block (item `index` of a map, or None) started: completed, else running."""
+    """The best sub-run a block (item `index` of a map, or None) started.
+
+    Completed first, then one still running, then the newest that ended
+    otherwise: a sub-run that ended is never run again for the same item.
+    """
     query = Execution.select().where((Execution.parent_execution_id == parent_execution_id)
-                                     & (Execution.parent_block_id == parent_block_id)
-                                     & Execution.status.in_(("completed", "running")))
+                                     & (Execution.parent_block_id == parent_block_id))
     query = query.where(Execution.parent_index.is_null() if index is None
                         else Execution.parent_index == index)
-    return query.order_by(Execution.status.asc(), Execution.pk.desc()).first()
+    rank = peewee.Case(None, [(Execution.status == "completed", 0), (Execution.status == "running", 1)], 2)
+    return query.order_by(rank, Execution.pk.desc()).first()
 
 
 def stored_events(execution_id: str, after: int, limit: int):

@@ -86,6 +86,7 @@ def arm_state(workflow_pk: int):
 
 
 def child_run_of(parent_execution_id: str, parent_block_id: str, index):
-    """{id, status, output} of the best sub-run a block item started (see execution.child_run), or None."""
+    """{id, status, output, error} of the best sub-run a block item started (see execution.child_run), or None."""
     row = ex.child_run(parent_execution_id, parent_block_id, index)
-    return None if row is None else {"id": row.id, "status": row.status, "output": row.output}
+    return None if row is None else {"id": row.id, "status": row.status, "output": row.output,
+                                     "error": row.error}

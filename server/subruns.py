@@ -160,7 +160,7 @@ class SubRuns:
             log.exception("could not start a sub-run of %s", workflow_id, extra={"workflow_id": workflow_id})
             sub.finish(error=f"could not start workflow {workflow_id}: {exc}")
             return
-        if isinstance(run, dict):   # completed before its parent's server stopped
+        if isinstance(run, dict):   # ended before its parent's server stopped
             sub.finish(result=run)
             return
         eid = run.execution_id
@@ -179,15 +179,22 @@ class SubRuns:
         run.finished.add_done_callback(finished)
 
     async def _earlier(self, parent):
-        """What this block's item ran before a stop: a completed result, a live run, or None."""
+        """What this block's item ran before a stop: a result, a live run, or None (start it).
+
+        A sub-run resumed here along with its parent is joined while it runs;
+        one that has ended gives its result, also when it ended between the
+        read and the look at the live runs.
+        """
         if parent is None:
             return None
         from models.reads import child_run_of
-        row = await self.runtime.store.read(child_run_of, parent.execution_id, parent.block_id,
-                                            parent.index)
-        if row is None:
-            return None
-        if row["status"] == "completed":
-            return {"status": "completed", "output": row["output"]}
-        live = self.runtime.runs.get(row["id"])     # resumed here along with its parent
-        return live if live is not None and not live.over else None
+        read = self.runtime.store.read
+        row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)
+        if row is not None and row["status"] == "running":
+            live = self.runtime.runs.get(row["id"])
+            if live is not None:
+                return live.result if live.over else live
+            row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)
+        if row is None or row["status"] == "running":
+            return None     # never started, or not resumed here: run it (at least once)
+        return {"status": row["status"], "output": row["output"], "error": row["error"]}
