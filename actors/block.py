@@ -76,8 +76,7 @@ class BlockActor(EngineActor):
                 output = storable(self.block_type.run(ctx), self._limit)
                 return BlockDone(msg.block_id, True, output, None, attempts, _clip(ctx.stdout))
             except BlockCancelled:
-                return BlockDone(msg.block_id, False, None, "cancelled", attempts,
-                                 _clip(ctx.stdout), cancelled=True)
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts, _clip(ctx.stdout))
             except BlockError as exc:
                 error = exc.message
             except Exception as exc:  # a bug in a block type must fail the block, not the run's actor
@@ -86,13 +85,13 @@ class BlockActor(EngineActor):
                 error = f"{type(exc).__name__}: {exc}"
             stdout = _clip(ctx.stdout)
             if msg.cancelled.is_set():
-                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout, cancelled=True)
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout)
             if attempts > msg.retries:
                 return BlockDone(msg.block_id, False, None, error, attempts, stdout)
             # Exponential backoff with jitter, woken early by a cancel.
             delay = msg.retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
             if msg.cancelled.wait(delay):
-                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout, cancelled=True)
+                return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout)
 
 
 def _clip(text):

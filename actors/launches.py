@@ -23,11 +23,12 @@ class LaunchBudget:
 
     @property
     def live(self) -> int:
-        """Slots held now (for metrics and tests)."""
+        """Slots held now."""
         return self._live
 
     @property
     def queued(self) -> int:
+        """Launches waiting for a slot."""
         return len(self._waiting)
 
     def launch(self, start):

@@ -28,7 +28,6 @@ class BlockDone:
     error: str | None
     attempts: int
     stdout: str | None
-    cancelled: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

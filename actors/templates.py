@@ -154,14 +154,3 @@ def render_string(text: str, scope: Scope, budget=None):
     budget.add(len(text) - pos)
     parts.append(text[pos:])
     return "".join(parts)
-
-
-def references(value):
-    """Every reference inside `value` (for tests and diagnostics)."""
-    if isinstance(value, str):
-        return [m.group(1) for m in REF.finditer(value)]
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in references(v)]
-    if isinstance(value, list):
-        return [r for v in value for r in references(v)]
-    return []

@@ -1,4 +1,8 @@
-"""One thread that calls functions at given times (run and block deadlines, heartbeats)."""
+"""One thread that calls functions at given times: run deadlines and heartbeats.
+
+A block's own timeout is not kept here: the block's thread waits with its
+deadline (BlockContext.remaining) and its cancel event.
+"""
 
 import heapq
 import itertools

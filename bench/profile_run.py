@@ -74,9 +74,9 @@ def main():
                 servers.api("POST", f"/api/workflows/{wf}/execute", {"variables": {"n": 9}})
         once()  # warm
         pid = servers.procs[0].pid
-        spy = None if args.no_spy else subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", out,
-                                "-r", "200", "--gil", "--nonblocking"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = None if args.no_spy else subprocess.Popen(
+            ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "200", "--gil", "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0 if args.no_spy else 1.0)
         times = []
         cpu0 = _cpu(pid)

@@ -116,10 +116,6 @@ class Writer:
         """Jobs queued and not yet taken (approximate, for metrics)."""
         return self._queue.qsize()
 
-    def barrier(self, done):
-        """`done()` runs once everything queued before it has committed."""
-        self.submit(None, (), lambda result, error: done())
-
     def _run(self):
         self._db.connect(reuse_if_open=True)
         stopping = False

@@ -21,7 +21,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from actors.blocks import default_registry
 from schemas import responses as r
 from schemas.execution import STATUSES, ExecuteBody
-from schemas.fields import StrictInteger, StrictNumber
+from schemas.fields import StrictNumber
 from schemas.workflow import CreateWorkflow, UpdateWorkflow
 from server import __version__
 from server.errors import CODED, PLAIN
@@ -397,7 +397,6 @@ def build(app) -> dict:
               "license": {"name": "MIT", "identifier": "MIT"}},
         security=[{"bearerAuth": []}, {"apiKey": []}])
     plugin.map_to_openapi_type(StrictNumber, "number", None)
-    plugin.map_to_openapi_type(StrictInteger, "integer", None)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                    "description": "Authorization: Bearer <key>"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})

@@ -11,7 +11,6 @@ import logging
 import pykka
 
 from actors.coordinator import STOPPED_MESSAGE, Coordinator
-from actors.events import TERMINAL
 from actors.messages import Cancel
 from actors.persist import STORAGE_CODE
 from models.errors import StorageUnavailable
@@ -35,7 +34,6 @@ class LiveRun:
         loop = asyncio.get_running_loop()
         self.started = loop.create_future()   # resolved once the run row is committed
         self.finished = loop.create_future()  # resolved with the result at the end
-        self.dropped_chunks = False
         self.had_chunks = False
         self.first_seq = 1        # a resumed run's buffer begins after its stored events
 
@@ -58,7 +56,6 @@ class LiveRun:
         if len(self.events) > MAX_BUFFERED_EVENTS:
             # Chunks are the only events not stored; past the bound, forget them here.
             self.events = [e for e in self.events if e[1]["type"] != "block_chunk"]
-            self.dropped_chunks = True
         for listener in list(self.listeners):
             try:
                 listener(events)
@@ -151,7 +148,3 @@ class Runs:
         rest = [r.finished for r in rest if r is not None]
         if rest:
             await asyncio.wait(rest, timeout=5)
-
-
-def is_terminal(event):
-    return event["type"] in TERMINAL

@@ -78,8 +78,8 @@ class Scheduler:
             payload = {"tick": iso(tick), "timezone": row["config"].get("timezone", "UTC")}
             try:
                 runs.append(await start_run(self._runtime, ref, row["config"].get("variables") or {}, "schedule",
-                                      self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
-                                      trigger_payload=payload))
+                                            self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
+                                            trigger_payload=payload))
             except Exception as exc:  # e.g. shutting down: this tick is claimed, and lost
                 log.error("schedule %s/%s could not start its run for %s: %s",
                           row["workflow_id"], row["block_id"], iso(tick), exc)

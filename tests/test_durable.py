@@ -68,7 +68,9 @@ def test_kill_9_under_load_then_every_run_goes_on(tmp_path):
         assert cut, "no run was in flight at the kill"
         assert status[late.execution_id] == status[refused.execution_id] == "running"
         started = cl.stored(path, "SELECT started_at FROM execution WHERE id = ?", (late.execution_id,))[0][0]
-        deadline = (started if isinstance(started, datetime.datetime) else datetime.datetime.fromisoformat(started)) + datetime.timedelta(seconds=10)
+        if not isinstance(started, datetime.datetime):
+            started = datetime.datetime.fromisoformat(started)
+        deadline = started + datetime.timedelta(seconds=10)
         wait_until(lambda: datetime.datetime.utcnow() > deadline, timeout=30)
 
         server = serve(url)

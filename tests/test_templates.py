@@ -2,7 +2,7 @@
 
 import pytest
 
-from actors.templates import Scope, references, render
+from actors.templates import Scope, render
 from actors.errors import BlockError
 
 OUTPUTS = {"start": {"n": 5, "name": "Ada"}, "fetch": {"body": {"items": [{"id": "x1"}, {"id": "x2"}]}},
@@ -58,7 +58,3 @@ def test_bad_references_name_the_reference(template, fragment):
     with pytest.raises(BlockError) as err:
         render(template, scope())
     assert fragment in err.value.message
-
-
-def test_references():
-    assert references({"a": ["{{ x.y }}", "t {{z}}"]}) == ["x.y", "z"]

@@ -88,7 +88,7 @@ class WebhookHandler(BaseHandler):
             body = payload["body"]
             variables = body if isinstance(body, dict) else {}
             run = await start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
-                            webhook_block=block.block_id, trigger_payload=payload, depth=depth)
+                                  webhook_block=block.block_id, trigger_payload=payload, depth=depth)
         except Exception:
             # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
             if armed_until is not None:
