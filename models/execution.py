@@ -128,8 +128,12 @@ def get_execution(workflow_id: str, execution_id: str) -> Execution:
     return row
 
 
-def logs_of(execution_id: str):
-    return list(BlockLog.select().where(BlockLog.execution == execution_id).order_by(BlockLog.seq))
+def logs_of(execution_id: str, limit: int, offset: int):
+    """(a page of the run's block logs in the order they started, how many it has)."""
+    query = BlockLog.select().where(BlockLog.execution == execution_id)
+    total = query.count()
+    rows = [] if limit == 0 else list(query.order_by(BlockLog.seq).limit(limit).offset(offset))
+    return rows, total
 
 
 def delete_executions_of(workflow_id: str):

@@ -41,9 +41,11 @@ def execution_full(workspace: str, workflow_id: str, execution_id: str) -> dict:
     return ex.execution_json(ex.get_execution(row.id, execution_id), full=True)
 
 
-def execution_logs(workspace: str, workflow_id: str, execution_id: str) -> dict:
+def execution_logs(workspace: str, workflow_id: str, execution_id: str, limit: int, offset: int) -> dict:
     row = ex.get_execution(wf.get_workflow(workspace, workflow_id).id, execution_id)
-    return {"execution_id": row.id, "logs": [ex.log_json(r) for r in ex.logs_of(row.id)]}
+    rows, total = ex.logs_of(row.id, limit, offset)
+    return {"execution_id": row.id, "logs": [ex.log_json(r) for r in rows],
+            "total": total, "limit": limit, "offset": offset}
 
 
 def execution_of(workspace: str, workflow_id: str, execution_id: str):

@@ -95,11 +95,15 @@ class Workflow(Schema):
                                    metadata={"description": "the latest saved graph's version (0: none yet)"})
 
 
-class WorkflowPage(Schema):
-    workflows = fields.List(fields.Nested(Workflow), required=True)
+class Page(Schema):
+    """What every listing adds to its items: how many there are, and which page this is."""
     total = fields.Integer(required=True, validate=validate.Range(min=0))
     limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
     offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
+
+
+class WorkflowPage(Page):
+    workflows = fields.List(fields.Nested(Workflow), required=True)
 
 
 class SavedBlock(BlockSchema):
@@ -165,11 +169,8 @@ class ExecutionDetail(Execution):
     output = AnyJSON(required=True)
 
 
-class ExecutionPage(Schema):
+class ExecutionPage(Page):
     executions = fields.List(fields.Nested(Execution), required=True)
-    total = fields.Integer(required=True, validate=validate.Range(min=0))
-    limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
-    offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
 
 
 class LogEntry(Schema):
@@ -186,9 +187,11 @@ class LogEntry(Schema):
     stdout = fields.String(metadata={"description": "code blocks only"})
 
 
-class Logs(Schema):
+class Logs(Page):
     execution_id = fields.String(required=True)
     logs = fields.List(fields.Nested(LogEntry), required=True)
+    limit = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "at most ACTORFLOW_MAX_BLOCKS (a run has at most one log per block)"})
 
 
 class Cancelled(Ok):
@@ -263,11 +266,8 @@ class Version(Schema):
     edges = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"description": "how many"})
 
 
-class VersionPage(Schema):
+class VersionPage(Page):
     versions = fields.List(fields.Nested(Version), required=True)
-    total = fields.Integer(required=True, validate=validate.Range(min=0))
-    limit = fields.Integer(required=True, validate=validate.Range(min=0, max=500))
-    offset = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 63 - 1))
 
 
 class VersionGraph(Schema):

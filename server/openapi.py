@@ -106,6 +106,12 @@ LIMIT = query("limit", {"type": "integer", "minimum": 0, "default": 50},
               "Anything but a non-negative integer: 400.")
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
                "How many to skip, newest first. Anything but a non-negative integer: 400.")
+LOGS_LIMIT = query("limit", {"type": "integer", "minimum": 0},
+                   "Page size; default and cap ACTORFLOW_MAX_BLOCKS (5000 unless set), so that by "
+                   "default every log of the run comes. Anything but a non-negative integer: 400.")
+LOGS_OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
+                    "How many logs to skip, in the order blocks started. Anything but a non-negative "
+                    "integer: 400.")
 STATUS = query("status", {"type": "string", "enum": list(STATUSES)},
                "Only executions with this status. Another value: 400.")
 WAIT = query("wait", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]},
@@ -132,6 +138,9 @@ def op(operation_id, summary, answers, errors=(), body=None, body_required=True,
 
 
 NOT_FOUND = {404: "No such workflow (or another workspace's)"}
+NO_EXECUTION = {404: "No such workflow or execution"}
+NO_VERSION = {404: "No such workflow, or no such stored version"}
+BAD_PAGE = {400: "limit or offset is not a non-negative integer"}
 STORE = {503: "The server is shutting down, or the store refused the write (STORAGE_UNAVAILABLE)"}
 EXECUTE_ERRORS = {
     400: "Body not a JSON object, `variables` not an object, bad `timeout`, starter inputs missing "
@@ -159,7 +168,7 @@ OPERATIONS = {
     workflows.WorkflowsHandler: {
         "get": op("listWorkflows", "List workflows, newest first",
                   {200: answer("A page of workflows (without graphs)", r.WorkflowPage)},
-                  {400: "limit or offset is not a non-negative integer"}, params=[LIMIT, OFFSET]),
+                  BAD_PAGE, params=[LIMIT, OFFSET]),
         "post": op("createWorkflow", "Create a workflow",
                    {201: answer("The new workflow", r.Workflow, links={
                        "GetWorkflow": link("getWorkflow", id="$response.body#/id"),
@@ -201,16 +210,16 @@ OPERATIONS = {
     versions.VersionsHandler: {"get": op(
         "listVersions", "List the workflow's stored graph versions, newest first",
         {200: answer("A page of versions (counts, not graphs)", r.VersionPage)},
-        {400: "limit or offset is not a non-negative integer", **NOT_FOUND},
+        {**BAD_PAGE, **NOT_FOUND},
         params=[LIMIT, OFFSET], tags=["graph"])},
     versions.VersionHandler: {"get": op(
         "getVersion", "One stored graph version, blocks and edges as saved",
         {200: answer("The version", r.VersionGraph)},
-        {404: "No such workflow, or no such stored version"}, tags=["graph"])},
+        NO_VERSION, tags=["graph"])},
     versions.RestoreVersionHandler: {"post": op(
         "restoreVersion", "Save a stored version again as the newest version",
         {200: answer("The workflow with the restored graph, as GET answers it", r.WorkflowWithGraph)},
-        {404: "No such workflow, or no such stored version", **STORE}, body=None, body_required=False,
+        {**NO_VERSION, **STORE}, body=None, body_required=False,
         tags=["graph"])},
 
     deploy.DeployHandler: {"post": op(
@@ -253,20 +262,21 @@ OPERATIONS = {
     executions.ExecutionHandler: {"get": op(
         "getExecution", "One execution, with its variables and output",
         {200: answer("The execution", r.ExecutionDetail)},
-        {404: "No such workflow or execution"}, tags=["history"])},
+        NO_EXECUTION, tags=["history"])},
     executions.LogsHandler: {"get": op(
         "getLogs", "Per-block logs of an execution, in the order blocks started",
-        {200: answer("The logs", r.Logs)}, {404: "No such workflow or execution"}, tags=["history"])},
+        {200: answer("A page of the logs (all of them unless limit or offset says otherwise)", r.Logs)},
+        {**BAD_PAGE, **NO_EXECUTION}, params=[LOGS_LIMIT, LOGS_OFFSET], tags=["history"])},
     executions.CancelHandler: {"post": op(
         "cancelExecution", "Cancel a running execution (a finished one is left as it is)",
         {200: answer("The execution's status after the cancel", r.Cancelled)},
-        {404: "No such workflow or execution", **STORE}, tags=["history"])},
+        {**NO_EXECUTION, **STORE}, tags=["history"])},
     stream.ReattachHandler: {"get": op(
         "reattachStream", "Re-attach to a run's events (live or finished) after Last-Event-ID",
         {200: answer("The run's events after Last-Event-ID, then live until the end",
                      SSE_EVENT, media=SSE)},
         {400: "Last-Event-ID / last_event_id is not a non-negative integer",
-         404: "No such workflow or execution"},
+         **NO_EXECUTION},
         params=[{"in": "header", "name": "Last-Event-ID", "required": False,
                  "schema": {"type": "string", "pattern": LAST_EVENT_ID},
                  "description": "Replay after this event id (wins over the query parameter)"},

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tests.helpers import START, edge
+from tests.helpers import START, configure, edge
 
 
 @pytest.mark.gen_test
@@ -280,3 +280,23 @@ async def test_many_concurrent_runs(api):
     assert [body["output"] for _, body in results] == list(range(40))
     status, body = await api.get(f"/api/workflows/{wf}/executions?limit=0")
     assert body["total"] == 40
+
+
+@configure(max_blocks=3)
+@pytest.mark.gen_test
+async def test_logs_are_paged_and_all_come_by_default(api):
+    wf = await api.workflow([START, {"id": "a", "type": "response", "config": {"data": 1}},
+                             {"id": "b", "type": "response", "config": {"data": 2}}],
+                            [edge("start", "a"), edge("a", "b")])
+    status, body = await api.execute(wf, {})
+    logs_path = f"/api/workflows/{wf}/executions/{body['execution_id']}/logs"
+    status, page = await api.get(logs_path)
+    assert status == 200 and page["total"] == 3 and (page["limit"], page["offset"]) == (3, 0)
+    assert [entry["block_id"] for entry in page["logs"]] == ["start", "a", "b"]
+    status, page = await api.get(logs_path + "?limit=1&offset=1")
+    assert [entry["block_id"] for entry in page["logs"]] == ["a"] and page["total"] == 3
+    status, page = await api.get(logs_path + "?limit=999")
+    assert page["limit"] == 3 and len(page["logs"]) == 3
+    for bad in ("limit=-1", "limit=x", "offset=1.5", "limit=%EF%BC%91"):
+        status, err = await api.get(f"{logs_path}?{bad}")
+        assert status == 400 and set(err) == {"error"}, (bad, err)

@@ -50,8 +50,11 @@ class ExecutionHandler(BaseHandler):
 
 class LogsHandler(BaseHandler):
     async def get(self, workflow_id, execution_id):
+        # A run has at most one log per block: by default the page holds them all.
+        most = self.settings_.max_blocks
+        limit, offset = page(self.query_args("limit", "offset"), default_limit=most, max_limit=most)
         self.write_json(await self.runtime.store.read(
-            reads.execution_logs, self.workspace, workflow_id, execution_id))
+            reads.execution_logs, self.workspace, workflow_id, execution_id, limit, offset))
 
 
 class CancelHandler(BaseHandler):
