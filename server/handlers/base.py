@@ -27,8 +27,11 @@ JSON_TYPE = "application/json; charset=UTF-8"
 # still gets its answer (not a reset connection); past that the connection is
 # closed. When Content-Length already says more than this, nothing is read.
 DRAIN_BYTES = 16 * 1024 * 1024
-# Bodies larger than this are parsed off the IOLoop thread.
+# Bodies larger than this are parsed, and answers that may be larger encoded, off the IOLoop thread.
 INLINE_PARSE_BYTES = 64 * 1024
+# A large answer goes out in pieces of this size, one loop turn each (copying megabytes into
+# the socket in one callback would hold the loop as long as encoding them).
+SEND_PIECE = 256 * 1024
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 # CPU work of the door (parsing and checking big bodies), off the IOLoop thread.
@@ -47,6 +50,37 @@ def parse_json(raw: bytes):
 
 def dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode(obj) -> bytes:
+    """The answer's bytes: compact UTF-8 JSON."""
+    return dumps(obj).encode()
+
+
+def encoded(fn, *args) -> bytes:
+    """`fn(*args)` as an answer's bytes, made where it runs (a reader thread), not on the loop."""
+    return encode(fn(*args))
+
+
+def may_be_large(obj, budget=INLINE_PARSE_BYTES) -> bool:
+    """Whether `obj` may encode to more than `budget` bytes. Cheap at any size:
+    it counts at least 16 bytes a value, so it looks at no more than budget / 16 of them."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        budget -= 16
+        if isinstance(item, str):
+            budget -= len(item)
+        elif isinstance(item, (dict, list, tuple)):
+            budget -= 16 * len(item)
+            if budget < 0:
+                return True
+            stack.extend(item.keys() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                stack.extend(item.values())
+        if budget < 0:
+            return True
+    return False
 
 
 def _body_read_first(method):
@@ -188,14 +222,34 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Unauthorized("invalid API key")
         return workspace
 
+    async def write_read(self, fn, *args):
+        """Answer with `fn(*args)`, read and encoded on a reader thread: the loop only sends bytes."""
+        await self.write_json(await self.runtime.store.read(encoded, fn, *args))
+
     def query_args(self, *names) -> dict:
         """Query values exactly as sent (not stripped), None when absent; the schema judges them."""
         return {name: self.get_query_argument(name, None, strip=False) for name in names}
 
-    def write_json(self, obj, status=200):
+    async def write_json(self, obj, status=200):
+        """Answer `obj` as JSON (bytes: already encoded); one that may be large is encoded
+        off the loop thread, and sent in pieces."""
+        if isinstance(obj, bytes):
+            body = obj
+        else:
+            body = await off_loop(encode, obj) if may_be_large(obj) else encode(obj)
         self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)
-        self.finish(dumps(obj))
+        sent = 0
+        if len(body) > SEND_PIECE:
+            self.set_header("Content-Length", str(len(body)))
+            while len(body) - sent > SEND_PIECE:
+                self.write(body[sent:sent + SEND_PIECE])
+                sent += SEND_PIECE
+                try:
+                    await self.flush()
+                except tornado.iostream.StreamClosedError:
+                    return  # the client left; tornado ends the request
+        self.finish(body[sent:])
 
     def public_url(self):
         return self.settings_.public_url or f"{self.request.protocol}://{self.request.host}"
@@ -243,6 +297,6 @@ class NotFoundHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     auth_required = False
 
-    def get(self):
+    async def get(self):
         from server import __version__
-        self.write_json({"ok": True, "version": __version__})
+        await self.write_json({"ok": True, "version": __version__})

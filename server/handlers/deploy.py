@@ -6,15 +6,15 @@ from .base import BaseHandler
 
 class DeployHandler(BaseHandler):
     async def post(self, workflow_id):
-        self.write_json(await self.runtime.writer.call(wf_model.deploy, self.workspace, workflow_id))
+        await self.write_json(await self.runtime.writer.call(wf_model.deploy, self.workspace, workflow_id))
 
 
 class UndeployHandler(BaseHandler):
     async def post(self, workflow_id):
-        self.write_json(await self.runtime.writer.call(wf_model.undeploy, self.workspace, workflow_id))
+        await self.write_json(await self.runtime.writer.call(wf_model.undeploy, self.workspace, workflow_id))
 
 
 class ArmHandler(BaseHandler):
     async def post(self, workflow_id):
-        self.write_json(await self.runtime.writer.call(
+        await self.write_json(await self.runtime.writer.call(
             wf_model.arm, self.workspace, workflow_id, self.settings_.arm_window))

@@ -22,7 +22,7 @@ class ExecuteHandler(BaseHandler):
         run = await start_run(self.runtime, wf, variables, self.trigger, timeout, depth=depth)
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)
-        self.write_json(body, status)
+        await self.write_json(body, status)
 
 
 async def wait_for_end(run, timeout):
@@ -38,14 +38,12 @@ class ExecutionsHandler(BaseHandler):
         args = self.query_args("limit", "offset", "status")
         limit, offset = page(args)
         status = status_filter(args)
-        self.write_json(await self.runtime.store.read(
-            reads.executions_page, self.workspace, workflow_id, limit, offset, status))
+        await self.write_read(reads.executions_page, self.workspace, workflow_id, limit, offset, status)
 
 
 class ExecutionHandler(BaseHandler):
     async def get(self, workflow_id, execution_id):
-        self.write_json(await self.runtime.store.read(
-            reads.execution_full, self.workspace, workflow_id, execution_id))
+        await self.write_read(reads.execution_full, self.workspace, workflow_id, execution_id)
 
 
 class LogsHandler(BaseHandler):
@@ -53,8 +51,7 @@ class LogsHandler(BaseHandler):
         # A run has at most one log per block: by default the page holds them all.
         most = self.settings_.max_blocks
         limit, offset = page(self.query_args("limit", "offset"), default_limit=most, max_limit=most)
-        self.write_json(await self.runtime.store.read(
-            reads.execution_logs, self.workspace, workflow_id, execution_id, limit, offset))
+        await self.write_read(reads.execution_logs, self.workspace, workflow_id, execution_id, limit, offset)
 
 
 class CancelHandler(BaseHandler):
@@ -65,4 +62,4 @@ class CancelHandler(BaseHandler):
         if run is not None:
             await asyncio.wait([run.finished], timeout=10)
             _, _, status = await read(reads.execution_of, self.workspace, workflow_id, execution_id)
-        self.write_json({"ok": True, "status": status})
+        await self.write_json({"ok": True, "status": status})

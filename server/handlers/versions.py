@@ -23,13 +23,12 @@ class VersionsHandler(BaseHandler):
         limit, offset = page(self.query_args("limit", "offset"))
         rows, total = await self.runtime.store.read(
             wf_model.list_versions, self.workspace, workflow_id, limit, offset)
-        self.write_json({"versions": rows, "total": total, "limit": limit, "offset": offset})
+        await self.write_json({"versions": rows, "total": total, "limit": limit, "offset": offset})
 
 
 class VersionHandler(BaseHandler):
     async def get(self, workflow_id, version):
-        self.write_json(await self.runtime.store.read(
-            wf_model.get_version, self.workspace, workflow_id, version_number(version)))
+        await self.write_read(wf_model.get_version, self.workspace, workflow_id, version_number(version))
 
 
 class RestoreVersionHandler(BaseHandler):
@@ -37,4 +36,4 @@ class RestoreVersionHandler(BaseHandler):
         restored = await self.runtime.writer.call(
             wf_model.restore_version, self.workspace, workflow_id, version_number(version),
             self.public_url(), self.settings_.keep_versions)
-        self.write_json(with_fire_times(restored))
+        await self.write_json(with_fire_times(restored))

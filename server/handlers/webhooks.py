@@ -62,7 +62,7 @@ class WebhookHandler(BaseHandler):
         if not authentic(self.request, block.config.get("webhook_secret")):
             verdict = self.runtime.webhook_limiter.fail(webhook_id)
             if verdict.throttled:
-                self._too_many(webhook_id, verdict)
+                await self._too_many(webhook_id, verdict)
                 return
             raise Unauthorized("missing or invalid webhook secret: send X-Webhook-Secret, "
                                "or X-Webhook-Signature: sha256=<HMAC-SHA256 of the body>")
@@ -105,21 +105,21 @@ class WebhookHandler(BaseHandler):
             raise
 
         if not wait:
-            self.write_json({"execution_id": run.execution_id, "status": "running"}, 202)
+            await self.write_json({"execution_id": run.execution_id, "status": "running"}, 202)
             return
         self.error_shape = CODED  # answers like /execute from here on
         await wait_for_end(run, timeout)
         status, answer = sync_answer(run, run.result)
-        self.write_json(answer, status)
+        await self.write_json(answer, status)
 
-    def _too_many(self, webhook_id, verdict):
+    async def _too_many(self, webhook_id, verdict):
         if verdict.first:
             log.warning("webhook %s: more than %d failed secret attempts within a minute "
                         "(latest from %s); answering 429", webhook_id,
                         self.settings_.webhook_failures_per_minute, self.request.remote_ip)
         exc = TooManyRequests("too many failed attempts for this webhook; try again later")
         self.set_header("Retry-After", str(int(math.ceil(verdict.retry_after))))
-        self.write_json(errors.error_body(exc, PLAIN), errors.status_of(exc))
+        await self.write_json(errors.error_body(exc, PLAIN), errors.status_of(exc))
 
     def log_exception(self, typ, value, tb):
         # Never tornado's default, which prints the request; only the path, never headers.

@@ -17,7 +17,7 @@ CREATE, UPDATE = CreateWorkflow(), UpdateWorkflow()
 class WorkflowsHandler(BaseHandler):
     async def get(self):
         limit, offset = page(self.query_args("limit", "offset"))
-        self.write_json(await self.runtime.store.read(reads.workflows_page, self.workspace, limit, offset))
+        await self.write_read(reads.workflows_page, self.workspace, limit, offset)
 
     async def post(self):
         body = await self.json_body()
@@ -26,14 +26,18 @@ class WorkflowsHandler(BaseHandler):
         data = load(CREATE, body)
         created = await self.runtime.writer.call(
             wf_model.create_workflow, self.workspace, data["name"], data["description"])
-        self.write_json(created, 201)
+        await self.write_json(created, 201)
+
+
+def full_workflow(workspace, workflow_id, public_url):
+    """On a reader thread: the workflow with its graph and its schedules' next due times."""
+    return with_fire_times(reads.workflow_full(workspace, workflow_id, public_url))
 
 
 class WorkflowHandler(BaseHandler):
     async def get(self, workflow_id):
         self.error_shape = CODED
-        self.write_json(with_fire_times(await self.runtime.store.read(
-            reads.workflow_full, self.workspace, workflow_id, self.public_url())))
+        await self.write_read(full_workflow, self.workspace, workflow_id, self.public_url())
 
     async def patch(self, workflow_id):
         body = await self.json_body()
@@ -42,13 +46,13 @@ class WorkflowHandler(BaseHandler):
         changes = load(UPDATE, body)
         updated = await self.runtime.writer.call(
             wf_model.update_workflow, self.workspace, workflow_id, changes)
-        self.write_json(updated)
+        await self.write_json(updated)
 
     async def delete(self, workflow_id):
         await self.runtime.store.read(reads.workflow_exists, self.workspace, workflow_id)
         await self.runtime.runs.cancel_workflow(workflow_id)
         await self.runtime.writer.call(wf_model.delete_workflow, self.workspace, workflow_id)
-        self.write_json({"ok": True})
+        await self.write_json({"ok": True})
 
 
 def read_graph(raw, registry, settings):
@@ -67,4 +71,4 @@ class GraphHandler(BaseHandler):
         saved = await self.runtime.writer.call(
             wf_model.save_graph, self.workspace, workflow_id, blocks, edges, self.public_url(),
             self.settings_.keep_versions)
-        self.write_json(with_fire_times(saved))
+        await self.write_json(with_fire_times(saved))
