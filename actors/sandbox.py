@@ -114,7 +114,7 @@ class SandboxPool:
                         "nofile": max_files, "tmp_mb": max(1, self.memory_mb // 2),
                         "small_tmp_mb": file_mb}
         self._slots = _Slots(self.concurrency)
-        self.guards = ()
+        self._guards = ()
         self._cond = threading.Condition()
         self._idle = deque()
         self._live = set()
@@ -124,21 +124,41 @@ class SandboxPool:
         self.cold_starts = 0  # blocks that found no warm process (metrics)
         self._uids = None
         self.python = None
-        self.unavailable = None  # why code blocks cannot run here, if they cannot
+        self._unavailable = None
+        # Finding the interpreter and probing the kernel start processes (in the
+        # single binary: the binary itself). The pool's thread does it, so the
+        # server listens meanwhile; a block waits for it (see `run`).
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._maintain, name="sandbox-pool", daemon=True,
+                                        args=(python, network, (uid_base, uid_count, lock_dir)))
+        self._thread.start()
+
+    @property
+    def unavailable(self):
+        """Why code blocks cannot run here, or None (waits for the start-up probe)."""
+        self._ready.wait()
+        return self._unavailable
+
+    @property
+    def guards(self):
+        """The guards the kernel allows and children use (waits for the start-up probe)."""
+        self._ready.wait()
+        return self._guards
+
+    def _prepare(self, python, network, uid_args):
+        """Find the interpreter and the usable guards; on the pool's thread, once."""
         try:
             if os.geteuid() == 0:
-                self._uids = _Uids(uid_base, uid_count, lock_dir)
+                self._uids = _Uids(*uid_args)
             self.python = _find_python(python, self._uids)
-            self.guards = _usable_guards(self.python, network)
+            self._guards = _usable_guards(self.python, network)
             _reap_leftovers()
         except (OSError, RuntimeError, BlockError) as exc:
-            self.unavailable = str(exc)
+            self._unavailable = str(exc)
             log.error("code blocks are unavailable: %s", exc)
-        if self._uids is None and self.unavailable is None:
+        if self._uids is None and self._unavailable is None:
             log.warning("not running as root: code blocks run as the server's own user")
-        self._thread = threading.Thread(target=self._maintain, name="sandbox-pool", daemon=True)
-        if self.unavailable is None:
-            self._thread.start()
+        self._ready.set()
 
     # -- the public surface ------------------------------------------------------
 
@@ -148,10 +168,12 @@ class SandboxPool:
         Raises BlockTimeout after `timeout` seconds, BlockCancelled soon after
         `cancelled` (a threading.Event) is set, SandboxError for anything else.
         """
-        if self.unavailable is not None:
-            raise BlockError(f"code blocks are unavailable: {self.unavailable}")
         if timeout is not None and timeout <= 0:
             raise BlockTimeout("code timed out before it started")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wait_ready(deadline, cancelled, timeout)
+        if self._unavailable is not None:
+            raise BlockError(f"code blocks are unavailable: {self._unavailable}")
         bad = [k for k in scope
                if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k))]
         if bad:
@@ -161,7 +183,6 @@ class SandboxPool:
                              allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise BlockError(f"code block inputs are not JSON: {exc}") from None
-        deadline = None if timeout is None else time.monotonic() + timeout
         self._slots.acquire(deadline, cancelled, timeout)  # the wait counts toward the timeout
         try:
             worker = self._take()
@@ -192,6 +213,16 @@ class SandboxPool:
         if "error" in answer:
             raise SandboxError(str(answer["error"]), stdout)
         return SandboxResult(answer["value"], stdout)
+
+    def _wait_ready(self, deadline, cancelled, timeout):
+        """Wait for the start-up probe (only the first blocks after a start ever do)."""
+        while not self._ready.wait(POLL):
+            if self._closed:
+                raise BlockError("code stopped: the sandbox was closed")
+            if cancelled is not None and cancelled.is_set():
+                raise BlockCancelled("cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise BlockTimeout(f"code timed out after {_seconds(timeout)}s")
 
     def idle_count(self) -> int:
         """Warm processes waiting for a block now."""
@@ -335,7 +366,7 @@ class SandboxPool:
         uid = self._uids.acquire() if self._uids else None
         cwd = read_fd = write_fd = None
         try:
-            if "mount" in self.guards:
+            if "mount" in self._guards:
                 home = "/tmp"  # its own empty tmpfs
             else:
                 cwd = home = tempfile.mkdtemp(prefix="actorflow-code-")
@@ -346,7 +377,7 @@ class SandboxPool:
             # switches to `uid` itself before it reads a job.
             lifeline = _lifeline()
             opts = dict(self._limits, result_fd=write_fd, lifeline_fd=lifeline,
-                        uid=uid, guards=list(self.guards))
+                        uid=uid, guards=list(self._guards))
             proc = subprocess.Popen(
                 [self.python, "-I", "-S", "-u", "-c", CHILD_SOURCE, json.dumps(opts),
                  _owner_mark()],
@@ -399,8 +430,11 @@ class SandboxPool:
         if worker.uid is not None:
             self._uids.release(worker.uid)
 
-    def _maintain(self):
-        """The pool's thread: keep `size` children waiting, and clean up used ones."""
+    def _maintain(self, python, network, uid_args):
+        """The pool's thread: probe, then keep `size` children waiting, and clean up used ones."""
+        self._prepare(python, network, uid_args)
+        if self._unavailable is not None:
+            return
         refilled = False
         while True:
             with self._cond:
@@ -858,7 +892,7 @@ def _can_run(path, uids):
     ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
     probe = "import ast, json, resource, sys; sys.exit(sys.version_info < (3, 8))"
     try:
-        done = subprocess.run([path, "-I", "-S", "-c", probe], cwd="/", env=CHILD_ENV,
+        done = subprocess.run([path, "-I", "-S", "-c", probe], cwd="/", env=_child_env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=30, **ids)
         return done.returncode == 0

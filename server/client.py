@@ -3,8 +3,6 @@
 import json
 import os
 
-import httpx2
-
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -40,6 +38,7 @@ class Api:
     """JSON over HTTP with a bearer key. Errors become ClientError with the server's message."""
 
     def __init__(self, url, key):
+        import httpx2  # here, not at the top: `actorflow serve` builds this parser too and needs none of it
         self.url = url.rstrip("/")
         self._http = httpx2.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"},
                                    timeout=httpx2.Timeout(60.0, connect=10.0))
@@ -48,6 +47,7 @@ class Api:
         self._http.close()
 
     def call(self, method, path, body=None):
+        import httpx2
         try:
             resp = self._http.request(method, path, json=body)
         except httpx2.HTTPError as exc:
@@ -69,6 +69,7 @@ class Api:
 
     def stream(self, path, body):
         """Yield the events of an SSE answer, as dicts, until it ends."""
+        import httpx2
         timeout = httpx2.Timeout(None, connect=10.0)
         try:
             with self._http.stream("POST", path, json=body, timeout=timeout) as resp:

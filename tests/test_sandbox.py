@@ -717,3 +717,40 @@ def test_used_children_are_cleaned_up_while_blocks_keep_coming(pool):
         with pool._cond:
             backlog.append(len(pool._trash))
     assert max(backlog) <= pool.size + 2, backlog
+
+
+def test_the_start_up_probe_runs_in_the_background_and_blocks_wait_for_it(pool):
+    # An interpreter that starts only once a gate file exists: the pool must not
+    # wait for it in its constructor (the server listens meanwhile), and a block
+    # started before the probe finished must wait for it, then run.
+    folder = tempfile.mkdtemp(dir="/var/tmp")
+    try:
+        os.chmod(folder, 0o755)
+        gate, python = os.path.join(folder, "gate"), os.path.join(folder, "python")
+        with open(python, "w") as f:
+            f.write(f"#!/bin/sh\nwhile [ ! -e {gate} ]; do sleep 0.02; done\nexec {pool.python} \"$@\"\n")
+        os.chmod(python, 0o755)
+        made = threading.Event()
+        holder = {}
+
+        def make():
+            holder["pool"] = SandboxPool(size=1, python=python)
+            made.set()
+
+        threading.Thread(target=make, daemon=True).start()
+        assert made.wait(20), "the constructor waited for the probe"
+        p = holder["pool"]
+        try:
+            with pytest.raises(BlockTimeout):  # the wait counts toward the block's timeout
+                run(p, "return 1", timeout=0.3)
+            answer = {}
+            runner = threading.Thread(target=lambda: answer.setdefault("r", run(p, "return 6 * 7", timeout=60)))
+            runner.start()
+            open(gate, "w").close()
+            runner.join(60)
+            assert answer["r"].value == 42 and p.unavailable is None
+        finally:
+            p.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+

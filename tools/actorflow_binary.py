@@ -47,7 +47,15 @@ def share_runtime():
                 os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
 
 
+def add_tzdata():
+    """Make the time zone database (one zip next to the unpacked files) importable."""
+    path = os.path.join(getattr(sys, "_MEIPASS", ""), "tzdata.zip")
+    if os.path.exists(path):
+        sys.path.append(path)
+
+
 def main():
+    add_tzdata()  # zoneinfo falls back to it where the host has no /usr/share/zoneinfo
     if sys.argv[1:2] and sys.argv[1] in PYTHON_FLAGS | {"-c"}:
         sys.exit(run_source(sys.argv[1:]))
     share_runtime()

@@ -18,9 +18,31 @@ PACKAGES = ("server", "actors", "models", "schemas")
 EXCLUDE = ("IPython", "jedi", "parso", "prompt_toolkit", "numpy", "pandas", "botocore", "boto3",
            "tkinter", "_tkinter", "matplotlib", "PIL", "pytest", "_pytest", "selenium", "schemathesis",
            "hypothesis", "setuptools", "pkg_resources", "pip", "yaml", "cryptography", "psycopg2",
-           "docutils", "pygments.lexers.jvm", "sqlalchemy", "lxml", "scipy", "sounddevice")
+           "docutils", "pygments.lexers.jvm", "sqlalchemy", "lxml", "scipy", "sounddevice",
+           # Optional to tornado's and rich's logging (tried, skipped when missing) and to no one else.
+           "curses", "_curses", "readline", "colorama")
 DATA = [("server/console", "server/console"), ("server/static", "server/static"),
         ("actors/sandbox_child.py", "actors")]
+
+
+def tzdata_zip():
+    """The time zone database (tzdata) as one zip, imported from there at run time.
+
+    As loose files it is some 600 of the binary's 770, and every start unpacks
+    each one; zoneinfo reads the zip through zipimport just as well.
+    """
+    import tzdata
+    import zipfile
+    source = os.path.dirname(tzdata.__file__)
+    path = os.path.join(ROOT, "build", "pyinstaller", "tzdata.zip")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for dirpath, dirnames, filenames in os.walk(source):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                zf.write(full, os.path.join("tzdata", os.path.relpath(full, source)))
+    return path
 
 
 def main(argv=None):
@@ -31,12 +53,14 @@ def main(argv=None):
     os.environ["PYTHONPATH"] = ROOT
     args = ["tools/actorflow_binary.py", "--onefile", "--name", "actorflow", "--noconfirm", "--clean",
             "--distpath", "dist", "--workpath", "build/pyinstaller", "--specpath", "build/pyinstaller",
-            "--paths", ROOT, "--log-level", "WARN"]
+            "--paths", ROOT, "--log-level", "WARN",
+            # No debug symbols: the file unpacks itself on every start, so size is start-up time.
+            "--strip"]
     for package in PACKAGES:
         args += ["--collect-submodules", package]
     # Imported by name at run time (drivers, data), not seen by the import scan.
-    for package in ("tzdata", "cronsim"):
-        args += ["--collect-all", package]
+    args += ["--collect-all", "cronsim", "--exclude-module", "tzdata",
+             "--add-data", f"{tzdata_zip()}{os.pathsep}."]
     for module in EXCLUDE:
         args += ["--exclude-module", module]
     for src, dest in DATA:

@@ -129,6 +129,13 @@ def main(binary):
                              capture_output=True, text=True, timeout=START_DEADLINE)
     assert version.returncode == 0 and version.stdout.startswith("actorflow "), version
     print(version.stdout.strip())
+    # The time zone database travels inside (zoneinfo's fallback on a host without one).
+    tz = subprocess.run(["env", "-i", "PATH=/nonexistent", binary, "-I", "-S", "-c",
+                         "import importlib.resources as r, sys\n"
+                         "data = r.files('tzdata.zoneinfo').joinpath('Europe/Paris').read_bytes()\n"
+                         "sys.exit(data[:4] != b'TZif')"],
+                        capture_output=True, text=True, timeout=START_DEADLINE)
+    assert tz.returncode == 0, tz
 
     key_file = os.path.join(work, "key")
     with open(key_file, "w") as f:
