@@ -15,6 +15,7 @@ from .client import DEFAULT_URL, Api, ClientError, find_key
 
 # Webhook credentials belong to the server that issued them; an export leaves them out.
 WEBHOOK_CREDENTIALS = ("webhook_id", "webhook_secret")
+WORKFLOW_ID = "the workflow's id (see `workflows list`)"
 
 
 def add_client_flags(parser):
@@ -22,7 +23,7 @@ def add_client_flags(parser):
     group.add_argument("--url", default=argparse.SUPPRESS,
                        help=f"the server's address (or ACTORFLOW_URL; default: {DEFAULT_URL})")
     group.add_argument("--key-file", default=argparse.SUPPRESS, metavar="FILE",
-                       help="read the API key from FILE (or ACTORFLOW_KEY, ACTORFLOW_KEY_FILE)")
+                       help="read the API key from FILE (or ACTORFLOW_KEY, ACTORFLOW_KEY_FILE; default: none)")
 
 
 def add_commands(sub, formatter):
@@ -46,16 +47,17 @@ def add_commands(sub, formatter):
     p = command(wf, "list", "list workflows, newest first", workflows_list)
     p.add_argument("--limit", type=int, default=50, help="at most this many (default: 50, max 500)")
     p = command(wf, "show", "one workflow with its blocks and edges", workflows_show)
-    p.add_argument("id")
+    p.add_argument("id", help=WORKFLOW_ID)
     p = command(wf, "create", "make a workflow; prints its id last", workflows_create)
-    p.add_argument("name")
-    p.add_argument("--description", default="", help="(default: none)")
+    p.add_argument("name", help="the new workflow's name")
+    p.add_argument("--description", default="", help="what it is for (default: none)")
     p = command(wf, "delete", "delete a workflow with its runs and logs", workflows_delete, json_flag=False)
-    p.add_argument("id")
+    p.add_argument("id", help=WORKFLOW_ID)
     p = command(wf, "export", "print a workflow as JSON (name, description, blocks, edges)",
                 workflows_export, json_flag=False)
-    p.add_argument("id")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("id", help=WORKFLOW_ID)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of standard output (default: standard output)")
     p = command(wf, "import", "make a workflow from an export; webhook credentials are re-issued",
                 workflows_import)
     p.add_argument("file", help="an export (- for standard input)")
@@ -63,30 +65,32 @@ def add_commands(sub, formatter):
 
     graph = group("graph", "save a workflow's graph")
     p = command(graph, "put", "replace a workflow's graph with a JSON file ({blocks, edges})", graph_put)
-    p.add_argument("id")
+    p.add_argument("id", help=WORKFLOW_ID)
     p.add_argument("file", help="graph JSON (- for standard input)")
 
     p = command(sub, "run", "run a workflow, streaming it live; exit 0 completed, 1 failed, "
                             "2 usage, 124 timeout", run,
                 json_help="print the raw events, one JSON object a line")
-    p.add_argument("id")
+    p.add_argument("id", help=WORKFLOW_ID)
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                   help="a variable; VALUE is read as JSON when it parses, else as text (repeatable)")
-    p.add_argument("--vars-file", metavar="FILE", help="variables from a JSON object file (--var wins)")
+                   help="a variable; VALUE is read as JSON when it parses, else as text "
+                        "(repeatable; default: none)")
+    p.add_argument("--vars-file", metavar="FILE", help="variables from a JSON object file (--var wins; default: none)")
     p.add_argument("--timeout", type=float, help="seconds this run may take (default: the server's)")
 
     p = command(sub, "executions", "list a workflow's runs, newest first", executions)
-    p.add_argument("id")
-    p.add_argument("--limit", type=int, default=20, help="(default: 20)")
-    p.add_argument("--status", help="only runs with this status")
-    p = command(sub, "logs", "a run's per-block logs", logs)
-    p.add_argument("id")
-    p.add_argument("execution_id")
+    p.add_argument("id", help=WORKFLOW_ID)
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    p.add_argument("--status", help="only runs with this status: running, completed, failed, timeout, "
+                                    "cancelled (default: all)")
+    p = command(sub, "logs", "a run's per-block logs (a table; --json for the raw answer)", logs)
+    p.add_argument("id", help=WORKFLOW_ID)
+    p.add_argument("execution_id", help="the run's id (see `executions`)")
     for name, help, func in (("deploy", "deploy a workflow (webhooks can then be armed)", deploy),
                              ("undeploy", "undeploy a workflow and disarm it", undeploy),
                              ("arm", "arm a deployed workflow's webhooks; prints their URLs and time left",
                               arm)):
-        command(sub, name, help, func).add_argument("id")
+        command(sub, name, help, func).add_argument("id", help=WORKFLOW_ID)
 
 
 def _client(func):

@@ -122,16 +122,16 @@ async def _serve(settings):
     server = make_server(make_app(runtime))
     server.add_sockets(sockets)
     runtime.listening_on(sockets)
+    # Before the line below: whoever waits for it may stop us at once.
+    signals = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     port = sockets[0].getsockname()[1]
     print(f"Actorflow {__version__}: database {redact_url(settings.database_url)}, "
           f"data directory {data_dir(settings)}", flush=True)
     # Scripts and tests wait for this exact line.
     print(f"Actorflow listening on http://{settings.host}:{port}", flush=True)
-
-    signals = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, signals.put_nowait, sig)
     await signals.get()
     log.info("stopping: no new requests; letting runs finish (grace %ss)", settings.shutdown_grace)
     server.stop()

@@ -133,6 +133,50 @@ _FIELDS = {
     "max_map_items": ("ACTORFLOW_MAX_MAP_ITEMS", int),
 }
 
+# name -> what it means, for --help (docs/api.md has the longer story).
+MEANINGS = {
+    "host": "address to listen on",
+    "port": "port to listen on (0: any free port, printed on start)",
+    "database_url": "sqlite:///relative.db, sqlite:////absolute.db or postgresql://...",
+    "api_key": "a key made to exist in workspace default on start",
+    "execute_timeout": "longest run, seconds",
+    "arm_window": "how long an arm lasts, seconds",
+    "shutdown_grace": "on SIGTERM/SIGINT, seconds running executions may finish",
+    "max_body": "largest API or webhook body, bytes",
+    "max_graph_body": "largest PUT /graph body, bytes",
+    "max_blocks": "most blocks in one graph",
+    "max_edges": "most edges in one graph",
+    "max_block_threads": "most block threads alive at once, across all runs",
+    "max_value_bytes": "largest block output or variables, bytes",
+    "db_busy_timeout": "seconds to wait for a locked database",
+    "db_readers": "threads reading the database",
+    "llm_base_url": "OpenAI-compatible provider for llm and agent blocks",
+    "llm_api_key": "the LLM provider's key",
+    "llm_model": "model llm and agent blocks use when they name none",
+    "public_url": "base of the webhook URLs shown (unset: the request's host)",
+    "keepalive_interval": "seconds between SSE keep-alive comments",
+    "heartbeat_interval": "seconds between this server's heartbeats (and its look for runs of stopped servers)",
+    "schedule_interval": "seconds between looks for due schedule ticks",
+    "keep_versions": "graph versions kept per workflow",
+    "chunk_retention": "seconds a finished run's chunks stay replayable",
+    "sandbox_pool": "warm processes kept for code blocks",
+    "code_memory_mb": "memory limit of one code block process, MiB",
+    "code_cpu_seconds": "CPU time limit of one code block process, seconds",
+    "code_concurrency": "most code blocks running at once, server-wide (2 x CPUs)",
+    "code_network": "true: code blocks may use the network",
+    "webhook_failures_per_minute": "failed webhook secrets per id per minute before 429",
+    "max_depth": "deepest run a request or sub-run may start",
+    "metrics": "true: Prometheus GET /metrics on the API's address",
+    "metrics_address": "host:port serving only /metrics",
+    "log_format": "text or json (one object per line)",
+    "http_allow": "networks (CIDR, comma-separated) http blocks may always reach",
+    "http_deny": "networks (CIDR) http blocks may not reach",
+    "http_per_workspace": "outgoing http connections at once per workspace (0: no limit)",
+    "http_per_run": "outgoing http connections at once per run (0: no limit)",
+    "resume": "runs of a stopped server go on (false: they are marked failed)",
+    "max_map_items": "most items one map block may run over",
+}
+
 
 # Settings that are secrets: no flag of their own, but a file flag / variable.
 SECRETS = {"api_key": "ACTORFLOW_API_KEY_FILE", "llm_api_key": "ACTORFLOW_LLM_API_KEY_FILE"}
@@ -162,18 +206,20 @@ def add_flags(parser: argparse.ArgumentParser):
     defaults = Settings()
     group = parser.add_argument_group("settings (flag > ACTORFLOW_* variable > config file > default)")
     group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                       help=f"TOML file of settings (or {CONFIG_ENV})")
+                       help=f"TOML file of settings (or {CONFIG_ENV}; default: none)")
     for name, (env, kind) in _FIELDS.items():
         if name in SECRETS:
             group.add_argument(_flag(name), nargs="?", action=_RefuseSecret, help=argparse.SUPPRESS)
             group.add_argument(_flag(name) + "-file", dest=name + "_file", metavar="FILE",
                                default=argparse.SUPPRESS,
-                               help=f"read {name} from FILE (or {SECRETS[name]}; or set {env})")
+                               help=f"{MEANINGS.get(name, name)}: read from FILE (or {SECRETS[name]}; "
+                                    f"or set {env}; default: unset)")
             continue
         default = getattr(defaults, name)
+        shown = "unset" if default in (None, ()) else str(default).lower() if kind is flag else default
         group.add_argument(_flag(name), dest=name, metavar=kind.__name__.upper(),
                            default=argparse.SUPPRESS,
-                           help=f"{env}; default: {default if default is not None else 'unset'}")
+                           help=f"{MEANINGS.get(name, name)} ({env}; default: {shown})")
 
 
 class _RefuseSecret(argparse.Action):

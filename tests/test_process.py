@@ -20,6 +20,60 @@ def test_help_lists_subcommands_and_flags():
         assert word in out.stdout
 
 
+def _parsers(parser, path=()):
+    """Every (command path, parser) of the `actorflow` command tree."""
+    import argparse
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, path + (name,))
+
+
+def test_help_on_every_level_gives_each_option_a_meaning_and_default():
+    import argparse
+    from server.cli import build_parser
+    tree = list(_parsers(build_parser()))
+    assert len(tree) > 20
+    for path, parser in tree:
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)) \
+                    or action.help == argparse.SUPPRESS:
+                continue
+            where = f"actorflow {' '.join(path)} {action.dest}"
+            assert action.help and len(action.help) > 10, where      # says what it means
+            if action.option_strings and action.nargs != 0 and action.dest not in ("url",):
+                assert "default" in action.help, where
+    # The real command prints it, at each level.
+    for args, words in ((("--help",), ("--port", "default: 8080", "port to listen on")),
+                        (("serve", "--help"), ("--shutdown-grace", "default: 30.0", "executions may finish")),
+                        (("workflows", "--help"), ("export", "import")),
+                        (("workflows", "list", "--help"), ("--limit", "default: 50", "ACTORFLOW_URL")),
+                        (("run", "--help"), ("--var", "124", "the workflow's id"))):
+        out = run_cli(*args)
+        assert out.returncode == 0, out.stderr
+        text = " ".join(out.stdout.split())
+        for word in words:
+            assert word in text, (args, word)
+
+
+def test_version_and_the_start_up_line(tmp_path):
+    from server import __version__
+    from server.serve import redact_url
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"actorflow {__version__}"
+    url = db_url(tmp_path)
+    server = ServerProcess(url, env={"ACTORFLOW_API_KEY": "start-line-key-123456"})
+    try:
+        line = next(l for l in server.lines if l.startswith("Actorflow "))
+        expected_dir = str(tmp_path) if url.startswith("sqlite") else "-"
+        assert line == (f"Actorflow {__version__}: database {redact_url(url)}, "
+                        f"data directory {expected_dir}"), line
+        assert server.lines[server.lines.index(line) + 1] == f"Actorflow listening on {server.url}"
+    finally:
+        assert server.stop() == 0
+
+
 def test_key_commands(tmp_path):
     url = db_url(tmp_path)
     out = run_cli("create-key", "--workspace", "team", "--name", "laptop", "--database-url", url)
