@@ -15,9 +15,10 @@ class ClientError(Exception):
         self.body = body
 
 
-def find_key(key_file=None, environ=os.environ):
-    """The API key: --key-file, else ACTORFLOW_KEY, else ACTORFLOW_KEY_FILE."""
-    path = key_file or (None if environ.get("ACTORFLOW_KEY") else environ.get("ACTORFLOW_KEY_FILE"))
+def find_key(key_file=None, environ=os.environ, config_key_file=None):
+    """The API key: --key-file, else ACTORFLOW_KEY, else ACTORFLOW_KEY_FILE, else the config file's key_file."""
+    path = key_file or (None if environ.get("ACTORFLOW_KEY")
+                        else environ.get("ACTORFLOW_KEY_FILE") or config_key_file)
     if path:
         try:
             with open(path, encoding="utf-8") as f:

@@ -21,9 +21,11 @@ WORKFLOW_ID = "the workflow's id (see `workflows list`)"
 def add_client_flags(parser):
     group = parser.add_argument_group("server to talk to (client commands)")
     group.add_argument("--url", default=argparse.SUPPRESS,
-                       help=f"the server's address (or ACTORFLOW_URL; default: {DEFAULT_URL})")
+                       help=f"the server's address (or ACTORFLOW_URL, or url in the config file; "
+                            f"default: {DEFAULT_URL})")
     group.add_argument("--key-file", default=argparse.SUPPRESS, metavar="FILE",
-                       help="read the API key from FILE (or ACTORFLOW_KEY, ACTORFLOW_KEY_FILE; default: none)")
+                       help="read the API key from FILE (or ACTORFLOW_KEY, ACTORFLOW_KEY_FILE, or key_file "
+                            "in the config file; default: none)")
 
 
 def add_commands(sub, formatter):
@@ -32,6 +34,8 @@ def add_commands(sub, formatter):
     def command(parent, name, help, func, json_flag=True, json_help="print the server's JSON answer"):
         parser = parent.add_parser(name, help=help, description=help, formatter_class=formatter)
         add_client_flags(parser)
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help="TOML file with url and key_file (or ACTORFLOW_CONFIG; default: none)")
         if json_flag:
             parser.add_argument("--json", action="store_true", help=json_help)
         parser.set_defaults(func=_client(func))
@@ -98,9 +102,11 @@ def _client(func):
 
     def call(args):
         from .cli import UsageError
-        url = getattr(args, "url", None) or os.environ.get("ACTORFLOW_URL") or DEFAULT_URL
+        from .settings import client_config
+        config = client_config(flags=args)   # flags, then ACTORFLOW_*, then the config file
+        url = getattr(args, "url", None) or os.environ.get("ACTORFLOW_URL") or config.get("url") or DEFAULT_URL
         try:
-            api = Api(url, find_key(getattr(args, "key_file", None)))
+            api = Api(url, find_key(getattr(args, "key_file", None), config_key_file=config.get("key_file")))
         except ClientError as exc:
             raise UsageError(str(exc)) from None
         try:

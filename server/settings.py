@@ -181,6 +181,8 @@ MEANINGS = {
 # Settings that are secrets: no flag of their own, but a file flag / variable.
 SECRETS = {"api_key": "ACTORFLOW_API_KEY_FILE", "llm_api_key": "ACTORFLOW_LLM_API_KEY_FILE"}
 CONFIG_ENV = "ACTORFLOW_CONFIG"
+# What the client commands (`actorflow workflows ...`) may also read from the config file.
+CLIENT_KEYS = ("url", "key_file")
 
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
@@ -284,11 +286,20 @@ def _config_file(path):
         raise SettingsError(f"cannot read config file {path!r} ({exc.strerror}); fix --config / {CONFIG_ENV}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path!r} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(_FIELDS) - {k + "_file" for k in SECRETS})
+    unknown = sorted(set(data) - set(_FIELDS) - {k + "_file" for k in SECRETS} - set(CLIENT_KEYS))
     if unknown:
         raise SettingsError(f"config file {path!r}: unknown setting {unknown[0]!r}; "
                             f"known: {', '.join(_FIELDS)}")
     return data
+
+
+def client_config(environ=None, flags=None):
+    """The client commands' keys (CLIENT_KEYS) found in the config file, if one is named."""
+    environ = os.environ if environ is None else environ
+    flags = vars(flags) if flags is not None else {}
+    path = flags.get("config") or environ.get(CONFIG_ENV) or None
+    data = _config_file(path) if path else {}
+    return {k: str(data[k]) for k in CLIENT_KEYS if k in data}
 
 
 def load(environ=None, flags=None) -> Settings:

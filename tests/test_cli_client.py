@@ -201,6 +201,32 @@ def test_backup_and_migrate_while_serving(served, tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr
 
 
+def test_client_settings_flag_then_environment_then_config_file(served, tmp_path):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"     # nothing listens there
+    (tmp_path / "key").write_text(KEY + "\n")
+    config = tmp_path / "client.toml"
+    config.write_text(f'url = "{served.url}"\nkey_file = "{tmp_path / "key"}"\n')
+
+    def client(*args, **env):
+        return subprocess.run([sys.executable, "run.py", "workflows", "list", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60,
+                              env={**{k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")},
+                                   **env})
+
+    assert client("--config", str(config)).returncode == 0               # the file alone
+    assert client(ACTORFLOW_CONFIG=str(config)).returncode == 0
+    refused = client("--config", str(config), ACTORFLOW_URL=dead)          # the environment beats it
+    assert refused.returncode == 1 and "cannot reach" in refused.stderr
+    assert client("--config", str(config), "--url", served.url, ACTORFLOW_URL=dead).returncode == 0
+    wrong = client("--config", str(config), ACTORFLOW_KEY="af_not_a_key_0123456789")
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+    assert client("--config", str(config), "--key-file", str(tmp_path / "key"),
+                  ACTORFLOW_KEY="af_not_a_key_0123456789").returncode == 0
+
+
 def test_no_key_is_a_usage_error(served):
     out = subprocess.run([sys.executable, "run.py", "workflows", "list", "--url", served.url], cwd=ROOT,
                          capture_output=True, text=True, timeout=60,

@@ -76,6 +76,23 @@ def test_config_file_then_environment_then_flags(tmp_path):
         settings_mod.load({"ACTORFLOW_CONFIG": str(config)})
 
 
+def test_the_real_command_takes_flag_then_environment_then_config_file(tmp_path):
+    # Where the server listens shows which layer won.
+    config = tmp_path / "actorflow.toml"
+    config.write_text('host = "127.0.0.2"\n')
+    url = db_url(tmp_path)
+    for env, before, host in (({"ACTORFLOW_CONFIG": str(config)}, (), "127.0.0.2"),
+                              ({"ACTORFLOW_CONFIG": str(config), "ACTORFLOW_HOST": "127.0.0.3"}, (), "127.0.0.3"),
+                              ({"ACTORFLOW_HOST": "127.0.0.3"}, ("--config", str(config), "--host", "127.0.0.4"),
+                               "127.0.0.4")):
+        server = ServerProcess(url, env={"ACTORFLOW_API_KEY": "layers-key-0123456789", **env}, before=before)
+        try:
+            assert server.url.startswith(f"http://{host}:"), (env, before, server.url)
+            assert http(server.url + "/api/health")[0] == 200
+        finally:
+            assert server.stop() == 0
+
+
 @pytest.mark.parametrize("env, words", [
     ({"ACTORFLOW_PORT": "99999"}, ["ACTORFLOW_PORT", "1-65535"]),
     ({"ACTORFLOW_PORT": "eighty"}, ["ACTORFLOW_PORT", "int"]),
