@@ -128,10 +128,9 @@ async def _serve(settings):
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     port = sockets[0].getsockname()[1]
-    print(f"Actorflow {__version__}: database {redact_url(settings.database_url)}, "
-          f"data directory {data_dir(settings)}", flush=True)
-    # Scripts and tests wait for this exact line.
-    print(f"Actorflow listening on http://{settings.host}:{port}", flush=True)
+    # Scripts and tests wait for a line starting `Actorflow listening on URL`.
+    print(f"Actorflow listening on http://{settings.host}:{port} (version {__version__}, "
+          f"database {redact_url(settings.database_url)}, data directory {data_dir(settings)})", flush=True)
     await signals.get()
     log.info("stopping: no new requests; letting runs finish (grace %ss)", settings.shutdown_grace)
     server.stop()

@@ -67,9 +67,8 @@ def test_version_and_the_start_up_line(tmp_path):
     try:
         line = next(l for l in server.lines if l.startswith("Actorflow "))
         expected_dir = str(tmp_path) if url.startswith("sqlite") else "-"
-        assert line == (f"Actorflow {__version__}: database {redact_url(url)}, "
-                        f"data directory {expected_dir}"), line
-        assert server.lines[server.lines.index(line) + 1] == f"Actorflow listening on {server.url}"
+        assert line == (f"Actorflow listening on {server.url} (version {__version__}, "
+                        f"database {redact_url(url)}, data directory {expected_dir})"), line
     finally:
         assert server.stop() == 0
 

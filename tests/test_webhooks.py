@@ -579,7 +579,7 @@ def _wait_listening(tmp_path, name, proc, deadline=60.0):
         text = (tmp_path / f"{name}.out").read_text(errors="replace")
         for line in text.splitlines():
             if line.startswith(marker):
-                return line[len(marker):].strip()
+                return line[len(marker):].split()[0]
         assert proc.poll() is None, (tmp_path / f"{name}.err").read_text(errors="replace")
         time.sleep(0.05)
     raise AssertionError(f"{name} did not start")

@@ -157,6 +157,9 @@ def main(binary):
             if m:
                 base = m.group(1)
                 listening = time.monotonic() - started
+                line = m.group(0) + open(out_path).read()[m.end():].split("\n", 1)[0]
+                want = f"(version {version.stdout.split()[1]}, database sqlite:///{work}/x.db, data directory {work})"
+                assert line.endswith(want), line
             elif proc.poll() is not None or time.monotonic() - started > START_DEADLINE:
                 raise AssertionError("the binary did not start:\n" + open(out_path).read())
             else:
