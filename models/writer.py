@@ -119,9 +119,11 @@ class Writer:
     def _run(self):
         self._db.connect(reuse_if_open=True)
         stopping = False
-        while not stopping:
+        # After the stop, go on while jobs are queued: a commit's callbacks may queue more
+        # (a run's writes held back while its previous batch was committing).
+        while not stopping or not self._queue.empty():
             try:
-                batch = [self._queue.get(timeout=self._next_retry())]
+                batch = [self._queue.get(timeout=None if stopping else self._next_retry())]
             except queue.Empty:
                 batch = []
             while len(batch) < self._max_batch:
@@ -182,21 +184,36 @@ class Writer:
         """Run `batch` in one transaction; a job's own error stays in its savepoint.
 
         A store-level error (locked, full, I/O) may have undone the whole
-        transaction, so it fails the batch rather than the job.
+        transaction, so it fails the batch rather than the job. A batch of
+        one job needs no savepoint: its own error undoes the transaction.
         """
         results = [(None, None)] * len(batch)
+        jobs = [(i, fn, args) for i, (fn, args, _) in enumerate(batch) if fn is not None]
         try:
+            if len(jobs) == 1:
+                i, fn, args = jobs[0]
+                try:
+                    with self._db.atomic():
+                        results[i] = (fn(*args), None)
+                except (peewee.OperationalError, peewee.InternalError):
+                    raise
+                except Exception as exc:  # the job's own failure, rolled back and reported to it
+                    results[i] = (None, exc)
+                return results
             with self._db.atomic():
-                for i, (fn, args, _) in enumerate(batch):
-                    if fn is None:
-                        continue
+                cursor = self._db.cursor()
+                for i, fn, args in jobs:
+                    # A savepoint per job, by plain SQL: peewee's names each one with a
+                    # fresh uuid4 (a getrandom call) and goes through its query layer.
+                    cursor.execute("SAVEPOINT writer_job")
                     try:
-                        with self._db.atomic():  # a savepoint per job
-                            results[i] = (fn(*args), None)
+                        results[i] = (fn(*args), None)
                     except (peewee.OperationalError, peewee.InternalError):
                         raise
                     except Exception as exc:  # the job's own failure, reported to it
+                        cursor.execute("ROLLBACK TO SAVEPOINT writer_job")
                         results[i] = (None, exc)
+                    cursor.execute("RELEASE SAVEPOINT writer_job")
         except Exception as exc:
             raise _first_cause(exc) from None
         return results
