@@ -11,11 +11,18 @@ full, a value it cannot encode):
 - the writer keeps trying one write that marks the run `failed` (storing its
   first row if needed) until the store takes it, so no run stays `running`.
 
-All state below except `run_row` is touched on the writer thread only.
+A run has at most one batch at the writer at a time: what the coordinator
+flushes meanwhile is held and goes as one batch once that one has committed.
+So a long chain whose steps come faster than commits is written in fewer,
+larger transactions, with no extra wait when the writer is idle.
+
+All state below except `run_row` and the held batch (under `_lock`) is
+touched on the writer thread only.
 """
 
 import json
 import logging
+import threading
 import time
 
 import pykka
@@ -43,16 +50,41 @@ class RunWriter:
         self.cause = None          # why, when a job found out itself
         self.told = False          # the watchers have heard of it
         self.published_seq = seq  # a resumed run's events go on after its stored ones
+        self._lock = threading.Lock()
+        self._busy = False         # a batch of this run is at the writer
+        self._held = None          # [ops, events, result] flushed meanwhile
 
     def flush(self, ops, events, result):
         """Queue a batch of the run's writes; its events are published once they commit."""
         if ops and ops[0][0] == "run":
             self.run_row = ops[0][1]
+        with self._lock:
+            if self._busy:
+                if self._held is None:
+                    self._held = [list(ops), list(events), result]
+                else:
+                    self._held[0].extend(ops)
+                    self._held[1].extend(events)
+                    self._held[2] = result if result is not None else self._held[2]
+                return
+            self._busy = True
+        self._submit(ops, events, result)
+
+    def _submit(self, ops, events, result):
         done = lambda written, error: self._done(events, result, written, error)  # noqa: E731
         if ops:
             self.engine.writer.submit(self._write, (ops,), done)
         else:
             self.engine.writer.submit(None, (), done)
+
+    def _next(self):
+        """On the writer thread, after a batch was reported: send the held one, if any."""
+        with self._lock:
+            held, self._held = self._held, None
+            if held is None:
+                self._busy = False
+                return
+        self._submit(held[0], tuple(held[1]), held[2])
 
     def _write(self, ops):
         """Writer job. False when dropped (an earlier write of the run was refused)."""
@@ -66,15 +98,18 @@ class RunWriter:
         return True
 
     def _done(self, events, result, written, error):
-        if error is not None or (self.refused and not self.told):
-            self._refuse(error or self.cause)
-            return
-        if self.refused:
-            return
-        self.run_row = None
-        if events:
-            self.published_seq = events[-1][0]
-        self.engine.publish(self.execution_id, events, result)
+        try:
+            if error is not None or (self.refused and not self.told):
+                self._refuse(error or self.cause)
+                return
+            if self.refused:
+                return
+            self.run_row = None
+            if events:
+                self.published_seq = events[-1][0]
+            self.engine.publish(self.execution_id, events, result)
+        finally:
+            self._next()
 
     def _refuse(self, error):
         self.refused = True
