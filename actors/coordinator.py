@@ -19,8 +19,8 @@ from . import dag
 from .block import BlockActor
 from .events import end_event
 from .launches import LaunchBudget
-from .threads import EngineActor
-from .messages import BlockChunk, BlockDone, Cancel, RunBlock
+from .threads import EngineActor, LingeringInbox
+from .messages import BlockChunk, BlockDone, Cancel, Idle, RunBlock
 from .persist import RunWriter
 from .templates import Scope, render
 
@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 STOPPED_MESSAGE = "server stopped before the run finished"
 FLUSH_AT = 500  # ops and events held back at most while more messages wait
+# A block just started often ends within microseconds (a long chain of quick
+# blocks): wait this long for its news before flushing, so a chain's steps
+# share a commit; but never hold writes longer than HOLD_MAX in all.
+LINGER = 0.002
+HOLD_MAX = 0.02
 
 
 class Engine:
@@ -46,6 +51,10 @@ class Engine:
 
 class Coordinator(EngineActor):
 
+    @staticmethod
+    def _create_actor_inbox():
+        return LingeringInbox()
+
     def __init__(self, plan, engine: Engine):
         super().__init__()
         self.plan = plan
@@ -58,6 +67,8 @@ class Coordinator(EngineActor):
         self.events = []
         self.result = None
         self.over = False
+        self.held_since = None   # when the oldest write not yet flushed was made
+        self.launched = False    # a block was started while handling this message
         self.cancel_events = {}
         self.started = {}
         self.config_of = {}
@@ -138,7 +149,10 @@ class Coordinator(EngineActor):
     def on_receive(self, message):
         if self.over:
             return
-        if isinstance(message, BlockDone):
+        self.launched = False
+        if isinstance(message, Idle):
+            pass  # the wait for more news is over: flush below
+        elif isinstance(message, BlockDone):
             self._block_done(message)
         elif isinstance(message, BlockChunk):
             if self.state.status.get(message.block_id) == dag.RUNNING:
@@ -147,9 +161,16 @@ class Coordinator(EngineActor):
         elif isinstance(message, Cancel):
             status = {"timeout": "timeout", "cancelled": "cancelled"}.get(message.reason, "failed")
             self._end(status, message.message, code="EXECUTION_TIMEOUT" if status == "timeout" else None)
-        if self.over or len(self.ops) + len(self.events) >= FLUSH_AT or self.actor_inbox.empty():
-            # More news already waiting (a fan-out's blocks ending together): take it
-            # first, so one commit and one wake-up of the loop carry them all.
+        # More news already waiting (a fan-out's blocks ending together), or likely
+        # soon (a block just started): take it first, so one commit and one wake-up
+        # of the loop carry them all.
+        if self.over or len(self.ops) + len(self.events) >= FLUSH_AT:
+            self._flush()
+        elif not self.actor_inbox.empty():
+            return
+        elif self.launched and self.held_since is not None and time.monotonic() - self.held_since < HOLD_MAX:
+            self.actor_inbox.linger = LINGER
+        else:
             self._flush()
 
     def on_failure(self, exc_type, exc_value, tb):
@@ -191,6 +212,7 @@ class Coordinator(EngineActor):
     def _launch(self, block_id):
         if self.over:
             return
+        self.launched = True
         block = self.graph.blocks[block_id]
         block_type = self.engine.registry[block["type"]]
         before = self.attempts_before.get(block_id, 0)
@@ -311,6 +333,8 @@ class Coordinator(EngineActor):
         return {b: out for b, out in self.state.outputs.items() if graph.is_ancestor(b, block_id)}
 
     def _event(self, event, persist=True):
+        if self.held_since is None:
+            self.held_since = time.monotonic()
         self.seq += 1
         text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         self.events.append((self.seq, event, text))
@@ -323,6 +347,7 @@ class Coordinator(EngineActor):
             return
         ops, events, result = self.ops, tuple(self.events), self.result
         self.ops, self.events, self.result = [], [], None
+        self.held_since = None
         self.writes.flush(ops, events, result)
 
 

@@ -42,3 +42,8 @@ class Cancel:
     """Anyone -> coordinator: end the run now. reason: timeout, cancelled or shutdown."""
     reason: str
     message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Idle:
+    """An actor's own inbox -> the actor: nothing came within the wait it asked for."""

@@ -1,11 +1,18 @@
 """The thread behind every engine actor: pykka's, made cheaper to start.
 
 A run starts one actor per block, so actor start-up is the engine's own
-largest cost. Two changes keep pykka's semantics and cut it:
+largest cost. Three changes keep pykka's semantics and cut it:
 
 - the inbox is a `queue.SimpleQueue` (pykka only needs put/get/empty; the
   full `queue.Queue` also tracks tasks and takes a lock per call);
-- the thread is started without `Thread.start()`'s handshake, which makes
+- a thread whose actor has ended waits a moment (PARK_SECONDS) for the next
+  actor to start, and runs that one's loop instead of a new thread being
+  made: creating a thread holds the GIL through `clone` and maps a fresh
+  stack, about a third of a long chain's CPU. Each actor still has its own
+  loop, inbox and life; only the OS thread under it is used again. At most
+  PARK_MAX threads wait; the rest end, and a waiting one ends after
+  PARK_SECONDS without work;
+- a new thread is started without `Thread.start()`'s handshake, which makes
   the starting thread (the coordinator, or the IOLoop for a coordinator)
   wait until the new thread has been scheduled. Only on CPython versions
   whose `threading` internals this was checked against; elsewhere the
@@ -19,15 +26,66 @@ import threading
 
 import pykka
 
+from .messages import Idle
+
 _NO_HANDSHAKE = sys.version_info[:2] in ((3, 11), (3, 12)) and hasattr(threading, "_limbo")
+
+PARK_SECONDS = 1.0
+PARK_MAX = 32
+PARKED_NAME = "actorflow-parked"
+
+_parked = []  # the inboxes of waiting threads, the most recently parked last
+_parked_lock = threading.Lock()
 
 
 def start_daemon(target, name):
-    """Start `target()` on a new daemon thread; do not wait for it to be scheduled."""
+    """Run `target()` on a daemon thread named `name`: a waiting one, else a new one.
+
+    Never waits for the thread to be scheduled.
+    """
+    with _parked_lock:
+        slot = _parked.pop() if _parked else None
+    if slot is not None:
+        slot.put((target, name))
+        return
+    _new_thread(lambda: _serve(target, name), name)
+
+
+def parked() -> int:
+    """Threads waiting for an actor now (for metrics and tests)."""
+    return len(_parked)
+
+
+def _serve(target, name):
+    """Run `target`, then wait for the next one for a while. An exception ends the thread, as before."""
+    me = threading.current_thread()
+    slot = None
+    while True:
+        me.name = name
+        target()
+        me.name = PARKED_NAME
+        target = None  # let the ended actor go while waiting
+        if slot is None:
+            slot = queue.SimpleQueue()
+        with _parked_lock:
+            if len(_parked) >= PARK_MAX:
+                return
+            _parked.append(slot)
+        try:
+            target, name = slot.get(timeout=PARK_SECONDS)
+        except queue.Empty:
+            with _parked_lock:
+                if slot in _parked:
+                    _parked.remove(slot)
+                    return
+            target, name = slot.get()  # taken just now: its work is on the way
+
+
+def _new_thread(target, name):
     thread = threading.Thread(target=target, name=name, daemon=True)
     if not _NO_HANDSHAKE:
         thread.start()
-        return thread
+        return
     # What Thread.start() does, minus waiting on `_started`: the thread still
     # registers itself in `threading` from its own bootstrap.
     with threading._active_limbo_lock:
@@ -38,7 +96,6 @@ def start_daemon(target, name):
         with threading._active_limbo_lock:
             threading._limbo.pop(thread, None)
         raise
-    return thread
 
 
 class EngineActor(pykka.ThreadingActor):
@@ -52,3 +109,34 @@ class EngineActor(pykka.ThreadingActor):
 
     def _start_actor_loop(self):
         start_daemon(self._actor_loop, f"{type(self).__name__}")
+
+
+class _IdleEnvelope:
+    """What pykka's loop reads from an envelope: the message and where to reply (nowhere)."""
+    __slots__ = ()
+    message = Idle()
+    reply_to = None
+
+
+_IDLE = _IdleEnvelope()
+
+
+class LingeringInbox(queue.SimpleQueue):
+    """An inbox whose next blocking get may give up after `linger` seconds, with an Idle message.
+
+    The actor sets `linger` when it would rather wait a little for more news
+    than act now; the wait is spent blocked on the queue, so a message that
+    comes meanwhile is taken at once. Applies to one get, then clears.
+    """
+
+    linger = None
+
+    def get(self, block=True, timeout=None):
+        linger = self.linger
+        if linger is None or not block or timeout is not None:
+            return super().get(block, timeout)
+        self.linger = None
+        try:
+            return super().get(True, linger)
+        except queue.Empty:
+            return _IDLE
