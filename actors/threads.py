@@ -51,11 +51,6 @@ def start_daemon(target, name):
     _new_thread(lambda: _serve(target, name), name)
 
 
-def parked() -> int:
-    """Threads waiting for an actor now (for metrics and tests)."""
-    return len(_parked)
-
-
 def _serve(target, name):
     """Run `target`, then wait for the next one for a while. An exception ends the thread, as before."""
     me = threading.current_thread()
