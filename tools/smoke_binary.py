@@ -166,6 +166,7 @@ def main(binary):
                 time.sleep(0.02)
         print(f"size {os.path.getsize(binary) / 2**20:.1f} MiB, listening after {listening:.2f} s")
         check(base, echo_url)
+        check_client(binary, base)
     except BaseException:
         print(open(out_path).read(), file=sys.stderr)
         raise
@@ -179,6 +180,21 @@ def main(binary):
         echo.shutdown()
     assert proc.returncode == 0, f"the binary exited with {proc.returncode}"
     print("binary smoke test passed")
+
+
+def check_client(binary, base):
+    """The binary's own client commands, against the server it runs: list, run (piped: plain lines)."""
+    env = ["env", "-i", "PATH=/nonexistent", f"ACTORFLOW_URL={base}", f"ACTORFLOW_KEY={KEY}"]
+    listed = subprocess.run(env + [binary, "workflows", "list"], capture_output=True, text=True,
+                            timeout=START_DEADLINE)
+    assert listed.returncode == 0 and "\tsmoke\t" in listed.stdout, listed
+    wf = next(line.split("\t")[0] for line in listed.stdout.splitlines() if "\tsmoke\t" in line)
+    ran = subprocess.run(env + [binary, "run", wf, "--var", "n=4"], capture_output=True, text=True,
+                         timeout=START_DEADLINE)
+    assert ran.returncode == 0 and "calc finished in" in ran.stdout and '"size": "big"' in ran.stdout, ran
+    failed = subprocess.run(env + [binary, "run", wf, "--var", "n=nope"], capture_output=True, text=True,
+                            timeout=START_DEADLINE)
+    assert failed.returncode == 1, failed
 
 
 def check(base, echo_url):
