@@ -38,13 +38,12 @@ HOLD_MAX = 0.02
 class Engine:
     """What every coordinator shares: registry, writer, timers, services, settings."""
 
-    def __init__(self, *, registry, writer, timers, settings, owner, publish, services=None):
+    def __init__(self, *, registry, writer, timers, settings, owner, services=None):
         self.registry = registry
         self.writer = writer
         self.timers = timers
         self.settings = settings
         self.owner = owner
-        self.publish = publish  # publish(execution_id, events, result): from the writer thread
         self.services = services if services is not None else {}
         self.launches = LaunchBudget(getattr(settings, "max_block_threads", 256))
 
@@ -55,7 +54,9 @@ class Coordinator(EngineActor):
     def _create_actor_inbox():
         return LingeringInbox()
 
-    def __init__(self, plan, engine: Engine):
+    def __init__(self, plan, engine: Engine, publish):
+        """`publish(execution_id, events, result)` is called on the writer thread once a
+        batch of the run's events has committed (whoever started the run watches it)."""
         super().__init__()
         self.plan = plan
         self.engine = engine
@@ -76,7 +77,7 @@ class Coordinator(EngineActor):
         self.attempts_before = {}  # resumed blocks: attempts made before the server stopped
         self.timer = None
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
-        self.writes = RunWriter(engine, plan.execution_id, self.actor_ref,
+        self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
 
     # -- lifecycle -----------------------------------------------------------

@@ -40,8 +40,9 @@ STORAGE_CODE = "STORAGE_UNAVAILABLE"
 
 
 class RunWriter:
-    def __init__(self, engine, execution_id, coordinator, seq=0):
+    def __init__(self, engine, execution_id, coordinator, publish, seq=0):
         self.engine = engine
+        self.publish = publish
         self.execution_id = execution_id
         self.coordinator = coordinator
         self.t0 = time.monotonic()
@@ -107,7 +108,7 @@ class RunWriter:
             self.run_row = None
             if events:
                 self.published_seq = events[-1][0]
-            self.engine.publish(self.execution_id, events, result)
+            self.publish(self.execution_id, events, result)
         finally:
             self._next()
 
@@ -131,4 +132,4 @@ class RunWriter:
             pass  # it had ended already: that end was the refused write
         result = {"status": "failed", "output": None, "error": reason, "block_id": None,
                   "duration_ms": duration, "code": STORAGE_CODE}
-        self.engine.publish(eid, ((seq, event, text),), result)
+        self.publish(eid, ((seq, event, text),), result)

@@ -53,15 +53,6 @@ def _ref_and_graph(workspace, workflow_id, cached_version):
     return ref, (None if ref.version == cached_version else built_graph(ref.id, ref.version))
 
 
-async def load_workflow(runtime, workspace, workflow_id):
-    """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
-    ref, entry = await runtime.store.read(_ref_and_graph, workspace, workflow_id,
-                                          runtime.graphs.version_of(workflow_id))
-    if entry is not None:
-        runtime.graphs.put(ref.id, ref.version, entry)
-    return ref
-
-
 def request_depth(headers, max_depth) -> int:
     """The depth of a run a request would start, from its X-Actorflow-Depth header.
 
@@ -81,23 +72,42 @@ def request_depth(headers, max_depth) -> int:
     return depth
 
 
-async def start_run(runtime, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-                    depth=0, parent=None):
-    """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
+class RunStarter:
+    """Loads workflows and starts their runs, for requests, webhooks, schedules and sub-runs.
 
-    `parent` (plan.Parent) links a sub-run to the block that started it.
-
-    Raises ValidationError before any run exists.
+    Loop thread only; its reads are awaited on the store's readers.
     """
-    blocks, edges, graph = await runtime.graphs.get(wf.id, wf.version)
-    if not runtime.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
-        raise ShuttingDown("server is shutting down")
-    plan = plan_run(execution_id=runtime.runs.new_execution_id(), workflow_id=wf.id,
-                    workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
-                    trigger=trigger, timeout=timeout, webhook_block=webhook_block,
-                    trigger_payload=trigger_payload, graph=graph, depth=depth,
-                    graph_version=wf.version, parent=parent)
-    return runtime.runs.start(plan)
+
+    def __init__(self, store, runs):
+        self.store = store
+        self.runs = runs
+        self.graphs = GraphCache(store)
+
+    async def load(self, workspace, workflow_id):
+        """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
+        ref, entry = await self.store.read(_ref_and_graph, workspace, workflow_id,
+                                           self.graphs.version_of(workflow_id))
+        if entry is not None:
+            self.graphs.put(ref.id, ref.version, entry)
+        return ref
+
+    async def start(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
+                    depth=0, parent=None):
+        """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
+
+        `parent` (plan.Parent) links a sub-run to the block that started it.
+
+        Raises ValidationError before any run exists.
+        """
+        blocks, edges, graph = await self.graphs.get(wf.id, wf.version)
+        if not self.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
+            raise ShuttingDown("server is shutting down")
+        plan = plan_run(execution_id=self.runs.new_execution_id(), workflow_id=wf.id,
+                        workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
+                        trigger=trigger, timeout=timeout, webhook_block=webhook_block,
+                        trigger_payload=trigger_payload, graph=graph, depth=depth,
+                        graph_version=wf.version, parent=parent)
+        return self.runs.start(plan)
 
 
 def sync_answer(run, result):

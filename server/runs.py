@@ -1,8 +1,9 @@
 """Live runs, as the IOLoop sees them: start, watch, cancel, shut down.
 
-Everything here runs on the IOLoop thread. Coordinators publish through the
-writer and the bridge, so `publish` is always called on the loop, in order,
-after the events' writes have committed.
+Call everything here on the IOLoop thread. The one exception is what the
+coordinators publish to: the writer thread calls it once a batch has
+committed, and it only hands the batch to the loop (server/bridge.py), so
+runs see their events on the loop, in order, after their writes.
 """
 
 import asyncio
@@ -68,19 +69,17 @@ class LiveRun:
 
 
 class Runs:
-    def __init__(self, engine, bridge, io_loop, retention):
+    def __init__(self, engine, bridge, retention):
         self.engine = engine
         self.bridge = bridge
-        self.io_loop = io_loop
         self.retention = retention
         self.live = {}
         self.accepting = True
         self.observer = None  # metrics: run_started(run, trigger), run_events(run, events, result)
-        engine.publish = self._publish_from_writer
 
     def start(self, plan) -> LiveRun:
         """Start the run's coordinator. Call on the loop."""
-        ref = Coordinator.start(plan, self.engine)
+        ref = Coordinator.start(plan, self.engine, self._publish_from_writer)
         run = LiveRun(plan.execution_id, plan.workflow_id, ref)
         if plan.resume is not None:
             run.first_seq = plan.resume.seq + 1
@@ -97,6 +96,7 @@ class Runs:
         return self.live.get(execution_id)
 
     def _publish_from_writer(self, execution_id, events, result):
+        # On the writer thread.
         self.bridge.call(self._publish, execution_id, events, result)
 
     def _publish(self, execution_id, events, result):
@@ -109,7 +109,7 @@ class Runs:
         if result is not None:
             if run.had_chunks:
                 # Chunks are not stored: keep them replayable for a while.
-                self.io_loop.call_later(self.retention, self._forget, execution_id)
+                asyncio.get_running_loop().call_later(self.retention, self._forget, execution_id)
             else:
                 # Everything else is on disk already; replays read it from there.
                 del self.live[execution_id]

@@ -20,7 +20,7 @@ from .auth import AuthCache
 from .bridge import Bridge
 from .ratelimit import FailureLimiter
 from .resume import Recovery
-from .execution_start import GraphCache
+from .execution_start import RunStarter
 from .runs import Runs
 from .scheduler import Scheduler
 from .subruns import SubRuns
@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """Database, writer, timers, engine and live runs for one server process."""
+    """Database, writer, timers, engine and live runs for one server process.
+
+    Built in dependency order, each part given only what it uses. The one
+    loop in the graph is deliberate: a block may start a run (a workflow, map
+    or agent block), so the `subrun` service joins the engine's services once
+    the runs it starts exist.
+    """
 
     def __init__(self, settings, io_loop, registry=None):
         from models.writer import Writer
         self.settings = settings
-        self.io_loop = io_loop
         self.registry = registry or default_registry()
         self.db = open_database(settings.database_url, settings.db_busy_timeout)
         migrate()
@@ -51,7 +56,6 @@ class Runtime:
         self.store = Store(self.writer, self.readers)
         self.timers = Timers()
         self.auth_cache = AuthCache()
-        self.graphs = GraphCache(self.store)
         self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
         self.services = {}
         self.services["netpolicy"] = NetPolicy.from_settings(settings)
@@ -61,11 +65,11 @@ class Runtime:
             cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,
             network=settings.code_network)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
-                             settings=settings, owner=self.owner, publish=None,
-                             services=self.services)
-        self.runs = Runs(self.engine, self.bridge, io_loop, settings.chunk_retention)
-        self.services["runs"] = self.runs
-        self.services["subrun"] = SubRuns(self)
+                             settings=settings, owner=self.owner, services=self.services)
+        self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
+        self.starter = RunStarter(self.store, self.runs)
+        self.services["subrun"] = SubRuns(self.bridge, self.starter, self.runs, self.store.read,
+                                          settings.max_depth, settings.execute_timeout)
         self.metrics = self.metrics_server = None
         if settings.metrics or settings.metrics_address:
             self._start_metrics()

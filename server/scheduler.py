@@ -16,7 +16,6 @@ from actors.blocks import schedule as cron
 from models import schedule as store
 from models.base import iso, utcnow
 from models.workflow import WorkflowRef
-from .execution_start import start_run
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +76,10 @@ class Scheduler:
             ref = WorkflowRef(id=row["workflow_id"], workspace=row["workspace"], version=row["version"])
             payload = {"tick": iso(tick), "timezone": row["config"].get("timezone", "UTC")}
             try:
-                runs.append(await start_run(self._runtime, ref, row["config"].get("variables") or {}, "schedule",
-                                            self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
-                                            trigger_payload=payload))
+                runs.append(await self._runtime.starter.start(
+                    ref, row["config"].get("variables") or {}, "schedule",
+                    self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
+                    trigger_payload=payload))
             except Exception as exc:  # e.g. shutting down: this tick is claimed, and lost
                 log.error("schedule %s/%s could not start its run for %s: %s",
                           row["workflow_id"], row["block_id"], iso(tick), exc)

@@ -1,7 +1,7 @@
 """Sub-runs: a block (the agent's workflow tool) runs another workflow and waits for its output.
 
 The caller is a block-actor thread; runs live on the IOLoop. The only
-crossing is `runtime.bridge.call`: the caller schedules `_start` on the loop,
+crossing is `bridge.call`: the caller schedules `_start` on the loop,
 which loads the workflow, starts the run exactly as /execute does (trigger
 "api": it starts at the starter blocks and is listed with the workflow's
 executions) and adds a done-callback on `run.finished` that hands the result
@@ -59,11 +59,20 @@ class SubRun:
 
 
 class SubRuns:
-    """The `subrun` service (ctx.services["subrun"])."""
+    """The `subrun` service (ctx.services["subrun"]).
 
-    def __init__(self, runtime):
-        self.runtime = runtime
-        self.max_depth = runtime.settings.max_depth
+    `starter` (execution_start.RunStarter) loads and starts runs, `runs` are
+    the live ones, `read` awaits a read on the store; all three are used on
+    the loop only, where `bridge` hands the callers' requests.
+    """
+
+    def __init__(self, bridge, starter, runs, read, max_depth, execute_timeout):
+        self.bridge = bridge
+        self.starter = starter
+        self.runs = runs
+        self.read = read
+        self.max_depth = max_depth
+        self.execute_timeout = execute_timeout
         self._starting = set()  # tasks starting sub-runs, held so they are not collected midway
 
     def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None):
@@ -87,7 +96,7 @@ class SubRuns:
 
     def timeout(self, timeout):
         """A sub-run's timeout: the caller's, at most ACTORFLOW_EXECUTE_TIMEOUT."""
-        cap = self.runtime.settings.execute_timeout
+        cap = self.execute_timeout
         return cap if timeout is None else min(float(timeout), cap)
 
     def begin(self, workspace, workflow_id, variables, timeout, depth=0, parent=None, tag=None,
@@ -108,8 +117,7 @@ class SubRuns:
         if timeout <= 0:
             raise SubRunFailed(f"no time left to run workflow {workflow_id}")
         sub = SubRun(workflow_id, tag, on_done)
-        self.runtime.bridge.call(self._start, sub, workspace, workflow_id, variables,
-                                 timeout, depth, parent)
+        self.bridge.call(self._start, sub, workspace, workflow_id, variables, timeout, depth, parent)
         return sub
 
     @staticmethod
@@ -131,7 +139,7 @@ class SubRuns:
             sub.abandoned = True
             execution_id = sub.execution_id
         if execution_id is not None:
-            self.runtime.bridge.call(self.runtime.runs.cancel, execution_id)
+            self.bridge.call(self.runs.cancel, execution_id)
 
     # -- on the IOLoop -----------------------------------------------------------
 
@@ -141,15 +149,13 @@ class SubRuns:
         task.add_done_callback(self._starting.discard)
 
     async def _start_run(self, sub, workspace, workflow_id, variables, timeout, depth, parent):
-        from server.execution_start import load_workflow, start_run
         if sub.abandoned:
             return
         try:
             run = await self._earlier(parent)
             if run is None:
-                wf = await load_workflow(self.runtime, workspace, workflow_id)
-                run = await start_run(self.runtime, wf, variables, "api", timeout, depth=depth,
-                                      parent=parent)
+                wf = await self.starter.load(workspace, workflow_id)
+                run = await self.starter.start(wf, variables, "api", timeout, depth=depth, parent=parent)
         except ActorflowError as exc:
             if isinstance(exc, WorkflowNotFound):
                 sub.finish(error=f"workflow {workflow_id} not found")
@@ -168,7 +174,7 @@ class SubRuns:
             sub.execution_id = eid
             abandoned = sub.abandoned
         if abandoned:
-            self.runtime.runs.cancel(eid)
+            self.runs.cancel(eid)
 
         def finished(future):
             try:
@@ -188,10 +194,10 @@ class SubRuns:
         if parent is None:
             return None
         from models.reads import child_run_of
-        read = self.runtime.store.read
+        read = self.read
         row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)
         if row is not None and row["status"] == "running":
-            live = self.runtime.runs.get(row["id"])
+            live = self.runs.get(row["id"])
             if live is not None:
                 return live.result if live.over else live
             row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)

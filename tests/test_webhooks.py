@@ -319,15 +319,13 @@ async def test_shutting_down_is_503_and_keeps_the_arm(api, server):
 
 
 @pytest.mark.gen_test
-async def test_a_run_that_cannot_start_gives_the_arm_back(api, monkeypatch, caplog):
-    from server.handlers import webhooks
-
+async def test_a_run_that_cannot_start_gives_the_arm_back(api, server, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("engine unavailable")
 
     wf, hook_id, secret = await hooked(api)
     until = await armed_until(api, wf)
-    monkeypatch.setattr(webhooks, "start_run", broken)
+    monkeypatch.setattr(server.runtime.starter, "start", broken)
     status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
     assert status == 500 and body == {"error": "internal server error"}
     assert secret not in caplog.text

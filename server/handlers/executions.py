@@ -7,7 +7,7 @@ from schemas.execution import execute_request, status_filter
 from schemas.workflow import page
 from models.errors import ExecutionTimeout
 from server.errors import CODED
-from server.execution_start import load_workflow, request_depth, start_run, sync_answer
+from server.execution_start import request_depth, sync_answer
 from .base import BaseHandler
 
 
@@ -17,9 +17,9 @@ class ExecuteHandler(BaseHandler):
 
     async def post(self, workflow_id):
         depth = request_depth(self.request.headers, self.settings_.max_depth)
-        wf = await load_workflow(self.runtime, self.workspace, workflow_id)
+        wf = await self.runtime.starter.load(self.workspace, workflow_id)
         variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
-        run = await start_run(self.runtime, wf, variables, self.trigger, timeout, depth=depth)
+        run = await self.runtime.starter.start(wf, variables, self.trigger, timeout, depth=depth)
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)
         await self.write_json(body, status)

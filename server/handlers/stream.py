@@ -18,7 +18,7 @@ from models import reads
 from schemas.execution import execute_request
 from models.errors import ActorflowError, ValidationError
 from server.errors import CODED
-from server.execution_start import load_workflow, request_depth, start_run
+from server.execution_start import request_depth
 from server.sse import RunStream
 from .base import BaseHandler
 
@@ -70,9 +70,9 @@ class ExecuteStreamHandler(_StreamHandler):
     async def post(self, workflow_id):
         sse = self.open_stream()
         try:
-            wf = await load_workflow(self.runtime, self.workspace, workflow_id)
+            wf = await self.runtime.starter.load(self.workspace, workflow_id)
             variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
-            run = await start_run(self.runtime, wf, variables, TRIGGER, timeout, depth=self.depth)
+            run = await self.runtime.starter.start(wf, variables, TRIGGER, timeout, depth=self.depth)
         except ActorflowError as exc:
             extra = {k: exc.extra[k] for k in ("details", "details_omitted") if k in exc.extra}
             sse.fail(exc.message, **extra)

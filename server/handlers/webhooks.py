@@ -23,7 +23,7 @@ from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionT
                            ShuttingDown, StorageUnavailable, TooManyRequests, Unauthorized,
                            ValidationError)
 from server.errors import CODED, PLAIN
-from server.execution_start import request_depth, start_run, sync_answer
+from server.execution_start import request_depth, sync_answer
 from .base import BaseHandler, parse_json
 from .executions import wait_for_end
 
@@ -87,8 +87,9 @@ class WebhookHandler(BaseHandler):
             wf, block = found
             body = payload["body"]
             variables = body if isinstance(body, dict) else {}
-            run = await start_run(self.runtime, wf, variables, "webhook", self.settings_.execute_timeout,
-                                  webhook_block=block.block_id, trigger_payload=payload, depth=depth)
+            run = await self.runtime.starter.start(wf, variables, "webhook", self.settings_.execute_timeout,
+                                                   webhook_block=block.block_id, trigger_payload=payload,
+                                                   depth=depth)
         except Exception:
             # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
             if armed_until is not None:
