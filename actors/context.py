@@ -1,5 +1,7 @@
 """What a block type's `run` function is given: its inputs and a way out."""
 
+import copy
+import json
 import threading
 import time
 
@@ -14,6 +16,33 @@ class BlockTimeout(BlockError):
     """The block ran past its own `timeout`."""
 
 
+def own_copy(value):
+    """A deep copy of a JSON value (any value, more slowly)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return copy.deepcopy(value)
+
+
+class _Own:
+    """An attribute copied from the run's value on first read, so the block's changes stay its own.
+
+    The coordinator, the writer and other blocks hold the same values; most
+    blocks never read most of them, so nothing is copied until it is read.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, ctx, owner=None):
+        if ctx is None:
+            return self
+        value = ctx.__dict__[self.name] = own_copy(ctx._shared[self.name])  # later reads skip this
+        return value
+
+
 class BlockContext:
     """Everything one attempt of one block may use.
 
@@ -21,19 +50,23 @@ class BlockContext:
     ancestor block id to its output; `emit(chunk)` sends partial output to
     stream watchers; `cancelled` is set when the run no longer wants the
     result; `deadline` is a `time.monotonic()` instant or None.
+    `config`, `inputs`, `variables` and `trigger` are this attempt's own
+    copies: changing them changes nothing anyone else sees.
     A block fails by raising `BlockError(message)`; it sets `stdout` to keep
     printed text in its log. `depth` is the run's depth (see plan.DEPTH_HEADER).
     """
+
+    config = _Own()
+    inputs = _Own()
+    variables = _Own()
+    trigger = _Own()
 
     def __init__(self, *, block_id, block_type, config, inputs, variables, trigger=None,
                  settings=None, services=None, emit=None, cancelled=None, deadline=None,
                  workspace=None, execution_id=None, depth=0):
         self.block_id = block_id
         self.block_type = block_type
-        self.config = config
-        self.inputs = inputs
-        self.variables = variables
-        self.trigger = trigger
+        self._shared = {"config": config, "inputs": inputs, "variables": variables, "trigger": trigger}
         self.settings = settings
         self.services = services or {}
         self.workspace = workspace

@@ -1,4 +1,11 @@
-"""Messages between actors. All frozen: once sent, nobody changes them."""
+"""Messages between actors. All frozen: once sent, nobody changes them.
+
+The values they carry are JSON data that nobody changes after it is made
+(block outputs and chunks are fresh copies, see values.storable); a block
+reads its config, inputs and variables through copies of its own
+(context.BlockContext). The one thing shared on purpose is RunBlock's
+`cancelled` event: the coordinator sets it, the block's thread waits on it.
+"""
 
 import dataclasses
 from typing import Any
@@ -16,7 +23,7 @@ class RunBlock:
     timeout: float | None
     retries: int
     retry_delay: float
-    cancelled: Any         # threading.Event shared with the coordinator: the cancel signal
+    cancelled: Any         # threading.Event: the one shared signal (set by the coordinator)
 
 
 @dataclasses.dataclass(frozen=True)
