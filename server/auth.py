@@ -24,14 +24,6 @@ class AuthCache:
             self._entries.clear()
         self._entries[_digest(key)] = (workspace, self._clock() + self._ttl)
 
-    def get(self, key, lookup):
-        """The workspace for `key` (None if unknown), via `lookup(key)` at most every ttl."""
-        known, workspace = self.peek(key)
-        if not known:
-            workspace = lookup(key)
-            self.put(key, workspace)
-        return workspace
-
 
 def _digest(key):
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()

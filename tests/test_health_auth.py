@@ -80,3 +80,24 @@ async def test_a_stalled_half_request_does_not_block_others(api, server):
     status, body = await api.get("/api/health", key=None)
     assert status == 200
     stream.close()
+
+
+@pytest.mark.gen_test
+async def test_a_revoked_key_is_refused_once_its_cached_lookup_expires(api, server):
+    from models import workspace as ws
+    from server.auth import AuthCache
+    now = [0.0]
+    server.runtime.auth_cache = AuthCache(ttl=2.0, clock=lambda: now[0])
+    row, key = ws.create_key("default", "to revoke")
+    assert (await api.get("/api/workflows", key=key))[0] == 200
+    ws.revoke_key(row.id)
+    now[0] += 1.9
+    assert (await api.get("/api/workflows", key=key))[0] == 200  # still within its cached lookup
+    now[0] += 0.2
+    status, body = await api.get("/api/workflows", key=key)
+    assert status == 401 and set(body) == {"error"}
+    assert (await api.get("/api/workflows", key="af_never_seen"))[0] == 401
+    ws.create_key("default", "late", key="af_never_seen")
+    assert (await api.get("/api/workflows", key="af_never_seen"))[0] == 401  # a miss is cached too
+    now[0] += 2.1
+    assert (await api.get("/api/workflows", key="af_never_seen"))[0] == 200

@@ -325,7 +325,7 @@ async def test_slow_reader_is_dropped_without_slowing_others(api, server):
         t0 = time.monotonic()
         status, body = await api.execute(quick)
         assert status == 200 and body["output"] == 1
-        assert time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 < 10  # not held behind the stuck writer (generous: a loaded machine)
     # the run is not held back (160 x 10 ms of waiting; generous bound),
     await run.finished
     row = await finished_execution(api, wf, eid)
