@@ -1,0 +1,124 @@
+"""The coordinator against a fake store and a fake clock: no database, no server, no waiting."""
+
+import threading
+
+import pykka
+import pytest
+
+from actors.blocks import default_registry
+from actors.coordinator import Coordinator, Engine
+from actors.plan import plan_run
+from server.settings import Settings
+from tests.blocktypes import TEST_TYPES
+from tests.helpers import START, edge
+from tests.processes import wait_until
+
+
+class FakeWriter:
+    """Stores nothing: keeps the journal ops it is given and reports each job committed at once."""
+
+    def __init__(self):
+        self.ops = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn, args=(), done=None):
+        result = None
+        if getattr(fn, "__name__", None) == "_write":    # a run's batch (persist.RunWriter)
+            with self._lock:
+                self.ops.extend(args[0])
+            result = True
+        if done is not None:
+            done(result, None)
+
+
+class FakeTimers:
+    """Deadlines fire only when the test says so."""
+
+    def __init__(self):
+        self.pending = []
+
+    def call_later(self, delay, fn, *args):
+        timer = FakeTimer(delay, fn, args)
+        self.pending.append(timer)
+        return timer
+
+
+class FakeTimer:
+    def __init__(self, delay, fn, args):
+        self.delay, self.fn, self.args, self.cancelled = delay, fn, args, False
+
+    def cancel(self):
+        self.cancelled = True
+
+    def fire(self):
+        self.fn(*self.args)
+
+
+class Watcher:
+    """What the coordinator publishes (after its writes 'committed'), and the run's end."""
+
+    def __init__(self):
+        self.events, self.result = [], None
+        self.ended = threading.Event()
+
+    def __call__(self, execution_id, events, result):
+        self.events.extend(event for _, event, _ in events)
+        if result is not None:
+            self.result = result
+            self.ended.set()
+
+
+@pytest.fixture
+def engine():
+    engine = Engine(registry=default_registry().extended(*TEST_TYPES), writer=FakeWriter(),
+                    timers=FakeTimers(), settings=Settings(), owner="test-process")
+    yield engine
+    for timer in engine.timers.pending:   # every run ends, so every block is told to stop
+        if not timer.cancelled:
+            timer.fire()
+    assert wait_until(lambda: not pykka.ActorRegistry.get_all(), 30)
+
+
+def start(engine, blocks, edges, variables=None, timeout=300.0):
+    blocks = [{"config": {}, **block} for block in blocks]   # as a saved graph has them
+    plan = plan_run(execution_id="e1", workflow_id="w1", workspace="default", blocks=blocks,
+                    edges=edges, variables=variables or {}, trigger="api", timeout=timeout)
+    watcher = Watcher()
+    Coordinator.start(plan, engine, watcher)
+    return watcher
+
+
+def test_a_run_publishes_its_events_in_order_after_their_writes(engine):
+    watcher = start(engine, [START, {"id": "a", "type": "echo", "config": {"x": "{{ variables.v }}"}},
+                             {"id": "out", "type": "response", "config": {"data": "{{ a.config.x }}"}}],
+                    [edge("start", "a"), edge("a", "out")], {"v": 7})
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "completed" and watcher.result["output"] == 7
+    kinds = [(e["type"], e.get("block_id")) for e in watcher.events]
+    assert kinds == [("execution_started", None),
+                     ("block_started", "start"), ("block_completed", "start"),
+                     ("block_started", "a"), ("block_completed", "a"),
+                     ("block_started", "out"), ("block_completed", "out"),
+                     ("execution_completed", None)]
+    ops = engine.writer.ops
+    assert ops[0][0] == "run" and ops[0][1]["status"] == "running"
+    logs = [op[1]["block_id"] for op in ops if op[0] == "log"]
+    assert logs == ["start", "a", "out"]
+    assert [op[2]["status"] for op in ops if op[0] == "run_update"] == ["completed"]
+    timer = engine.timers.pending[0]
+    assert timer.delay == 300.0
+    assert wait_until(lambda: timer.cancelled, 30)     # the run's deadline, dropped as it stops
+
+
+def test_the_run_deadline_ends_it_as_timeout_without_waiting(engine):
+    watcher = start(engine, [START, {"id": "slow", "type": "sleep", "config": {"seconds": 3600}}],
+                    [edge("start", "slow")], timeout=5.0)
+    assert wait_until(lambda: any(e["type"] == "block_started" and e["block_id"] == "slow"
+                                  for e in watcher.events), 30)
+    deadline = engine.timers.pending[0]
+    assert deadline.delay == 5.0
+    deadline.fire()                              # five seconds pass, as far as the run knows
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "timeout"
+    assert watcher.events[-1]["type"] == "error" and watcher.events[-1]["error_code"] == "EXECUTION_TIMEOUT"
+    assert [op[2]["status"] for op in engine.writer.ops if op[0] == "run_update"] == ["timeout"]
