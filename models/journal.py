@@ -12,7 +12,6 @@ import peewee
 from .base import database, storable_json
 from .execution import BlockLog, Execution, ExecutionEvent
 
-_INSERTS = {"run": Execution, "log": BlockLog, "event": ExecutionEvent}
 _sql_cache = {}
 
 
@@ -51,45 +50,79 @@ def _values(model, names, row):
 
 
 def insert_rows(model, rows):
-    """Insert `rows` (mappings with the same keys) with one statement built once: `executemany`."""
-    if rows:
-        names = tuple(rows[0])
-        database.cursor().executemany(_insert_sql(model, names),
-                                      [_values(model, names, row) for row in rows])
+    """Insert `rows` (mappings) with statements built once per set of columns: `executemany`."""
+    _insert_all(database.cursor(), model, rows)
 
 
 def apply(ops):
-    cursor = database.cursor()
-    pending_kind, pending_rows = None, []
+    """Write `ops` (in one transaction, the writer's).
 
-    def flush():
-        if pending_rows:
-            model = _INSERTS[pending_kind]
-            names = tuple(pending_rows[0])
-            cursor.executemany(_insert_sql(model, names),
-                               [_values(model, names, row) for row in pending_rows])
-            pending_rows.clear()
-
+    A row inserted and then updated in the same batch (a quick block started
+    and ended between two commits, a run that ran within one) is inserted
+    once, with its final values. Inserts go table by table with one
+    `executemany` each (runs, then logs, then events); updates of rows stored
+    earlier keep their order. Nothing reads these tables inside the
+    transaction, so only the final state matters.
+    """
+    runs, logs, events, updates = [], [], [], []
+    run_at, log_at = {}, {}  # key -> index in runs / logs, for rows inserted in this batch
     for op in ops:
         kind = op[0]
-        if kind in _INSERTS:
-            if kind != pending_kind:
-                flush()
-                pending_kind = kind
-            pending_rows.append(op[1])
-            continue
-        flush()
-        if kind == "run_update":
+        if kind == "event":
+            events.append(op[1])
+        elif kind == "log":
+            row = op[1]
+            log_at[(row["execution"], row["block_id"])] = len(logs)
+            logs.append(row)
+        elif kind == "log_update":
+            at = log_at.get((op[1], op[2]))
+            if at is None:
+                updates.append(op)
+            else:
+                logs[at] = {**logs[at], **op[3]}  # a copy: the caller's rows stay as they were
+        elif kind == "run":
+            run_at[op[1]["id"]] = len(runs)
+            runs.append(op[1])
+        elif kind == "run_update":
+            at = run_at.get(op[1])
+            if at is None:
+                updates.append(op)
+            else:
+                runs[at] = {**runs[at], **op[2]}
+        else:
+            raise ValueError(f"unknown journal op {kind!r}")
+    cursor = database.cursor()
+    _insert_all(cursor, Execution, runs)
+    _insert_all(cursor, BlockLog, logs)
+    for op in updates:
+        if op[0] == "run_update":
             names = tuple(op[2])
             cursor.execute(_update_sql(Execution, names, ("id",)),
                            _values(Execution, names, op[2]) + [op[1]])
-        elif kind == "log_update":
+        else:
             names = tuple(op[3])
             cursor.execute(_update_sql(BlockLog, names, ("execution", "block_id")),
                            _values(BlockLog, names, op[3]) + [op[1], op[2]])
-        else:
-            raise ValueError(f"unknown journal op {kind!r}")
-    flush()
+    _insert_all(cursor, ExecutionEvent, events)
+
+
+def _insert_all(cursor, model, rows):
+    """One `executemany` per set of columns.
+
+    Rows are made by one constructor per table, and a merged update only adds
+    to a row's keys: rows as long as the first have its columns.
+    """
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if any(len(row) != len(names) for row in rows):
+        by_names = {}
+        for row in rows:
+            by_names.setdefault(tuple(row), []).append(row)
+    else:
+        by_names = {names: rows}
+    for names, group in by_names.items():
+        cursor.executemany(_insert_sql(model, names), [_values(model, names, row) for row in group])
 
 
 def fail_run(execution_id, row, reason, seq, event_text, finished_at, duration_ms):
