@@ -33,6 +33,10 @@ FLUSH_AT = 500  # ops and events held back at most while more messages wait
 # share a commit; but never hold writes longer than HOLD_MAX in all.
 LINGER = 0.002
 HOLD_MAX = 0.02
+# Runs whose caller hears of the start at once (a 202, the stream's first
+# event): their start is flushed without waiting. The others (/execute, sub-runs,
+# schedules) answer at the end, so their start may share the first commit.
+ANNOUNCED = ("stream", "webhook")
 
 
 class Engine:
@@ -94,7 +98,10 @@ class Coordinator(EngineActor):
             ready, skipped = self._resume(plan.resume)
         if not self.over:
             self._decide(ready, skipped)
-        self._flush()
+        if self.launched and not self.over and plan.trigger not in ANNOUNCED:
+            self.actor_inbox.linger = LINGER
+        else:
+            self._flush()
 
     def _begin(self):
         plan = self.plan
