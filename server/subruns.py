@@ -67,12 +67,8 @@ class SubRuns:
     """
 
     def __init__(self, bridge, starter, runs, read, max_depth, execute_timeout):
-        self.bridge = bridge
-        self.starter = starter
-        self.runs = runs
-        self.read = read
-        self.max_depth = max_depth
-        self.execute_timeout = execute_timeout
+        self.bridge, self.starter, self.runs, self.read = bridge, starter, runs, read
+        self.max_depth, self.execute_timeout = max_depth, execute_timeout
         self._starting = set()  # tasks starting sub-runs, held so they are not collected midway
 
     def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None):

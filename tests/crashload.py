@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tests.helpers import edge  # noqa: F401  (cl.edge, for the crash tests' graphs)
 from tests.processes import wait_until
 
 NAP = 4.0        # seconds a sleeping code block sleeps
@@ -40,13 +41,6 @@ def code(body, **extra):
 
 def block(block_id, spec):
     return dict(spec, id=block_id)
-
-
-def edge(source, target, handle=None):
-    e = {"source": source, "target": target}
-    if handle:
-        e["source_handle"] = handle
-    return e
 
 
 START = {"id": "start", "type": "starter"}

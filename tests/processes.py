@@ -5,27 +5,35 @@ import re
 import subprocess
 import sys
 import threading
-import time
+
+from tests.helpers import wait_until  # noqa: F401  (the suite's one poll helper; imported from here too)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(*args, env=None, timeout=30):
+def run_cli(*args, env=None, timeout=30, input=None):
     """Run a run.py subcommand to completion; returns CompletedProcess."""
     return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=_env(env),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, input=input)
 
 
 class ServerProcess:
-    """`python run.py serve --port 0 ...`; `url` once it listens; `lines` it printed."""
+    """`python run.py serve --port 0 ...`; `url` once it listens; `lines` it printed.
 
-    def __init__(self, database_url, env=None, args=(), before=(), command=None):
-        """`before`: flags put ahead of `serve`; `command`: argv instead of `python run.py`."""
+    The suite's one launcher of server processes.
+    """
+
+    def __init__(self, database_url, env=None, args=(), before=(), command=None, stderr_to=None):
+        """`before`: flags put ahead of `serve`; `command`: argv instead of `python run.py`;
+        `stderr_to`: a file for the log (stderr) alone, instead of mixing it into `lines`."""
         command = list(command or [sys.executable, "run.py"])
         port = () if "--port" in before else ("--port", "0")
+        log = subprocess.STDOUT if stderr_to is None else open(stderr_to, "w")
         self.proc = subprocess.Popen(
             [*command, *before, "serve", *port, "--database-url", database_url, *args],
-            cwd=ROOT, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT, env=_env(env), stdout=subprocess.PIPE, stderr=log, text=True)
+        if stderr_to is not None:
+            log.close()
         self.lines = []
         self.url = None
         self._ready = threading.Event()
@@ -60,15 +68,6 @@ def _env(extra):
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def wait_until(predicate, timeout=10, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def http(url, method="GET", body=None, key=None, headers=None):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests import openai_server as oa
+from tests.helpers import edge
 from tests.llm_fixtures import chunks_of, echo, fake_llm, llm_overrides  # noqa: F401
 
 START = {"id": "start", "type": "starter"}
@@ -22,10 +23,6 @@ WEATHER = {
 def settings(settings, fake_llm, llm_overrides):
     return settings.replace(**{"llm_base_url": fake_llm.url, "llm_model": "test-model",
                                **llm_overrides})
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 async def agent_workflow(api, config, name="agent"):

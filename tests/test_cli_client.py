@@ -38,9 +38,7 @@ def served(tmp_path_factory, llm):
 
 def cli(served, *args, env=None, input=None):
     env = {"ACTORFLOW_URL": served.url, "ACTORFLOW_KEY": KEY, **(env or {})}
-    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=90, input=input,
-                          env={**{k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}, **env})
+    return run_cli(*args, env=env, timeout=90, input=input)
 
 
 def write(tmp_path, name, value):

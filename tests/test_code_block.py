@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import KEY, OTHER_KEY
 from tests.helpers import alive, configure
+from tests.helpers import edge
 from tests.processes import ServerProcess, wait_until
 from tests.test_process import http
 
@@ -24,10 +25,6 @@ WHO = ("import os\nwho = [os.readlink('/proc/self/ns/pid'), os.getpid(),"
        " open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]]")
 WHO_HERE = [os.readlink("/proc/self/ns/pid"), os.getpid(),
             open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]]
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 def code(block_id, source, **config):

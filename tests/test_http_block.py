@@ -4,13 +4,10 @@ import time
 
 import pytest
 
+from tests.helpers import edge
 from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (fixture)
 
 START = {"id": "start", "type": "starter"}
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 async def run_http(api, config, variables=None, **extra):

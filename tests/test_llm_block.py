@@ -5,6 +5,7 @@ import time
 import pytest
 
 from tests import openai_server as oa
+from tests.helpers import edge
 from tests.llm_fixtures import chunks_of, closed_port_url, fake_llm, llm_overrides  # noqa: F401
 
 START = {"id": "start", "type": "starter"}
@@ -16,10 +17,6 @@ def settings(settings, fake_llm, llm_overrides):
     if changes["llm_base_url"] == "closed-port":
         changes["llm_base_url"] = closed_port_url() + "/v1"
     return settings.replace(**changes)
-
-
-def edge(s, t):
-    return {"source": s, "target": t}
 
 
 async def llm_workflow(api, config):

@@ -5,13 +5,10 @@ import json
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 import urllib.request
 
 from server import logformat
-from tests.processes import ROOT, _env
+from tests.processes import ServerProcess
 from tests.databases import ON_POSTGRES, database_url
 
 KEY = "af_test_key_logformat_000000001"
@@ -43,27 +40,19 @@ def test_json_lines_carry_level_logger_message_and_ids():
 
 
 def test_a_server_started_with_json_logs_writes_only_json_lines(tmp_path):
-    env = _env({"ACTORFLOW_LOG_FORMAT": "json", "ACTORFLOW_API_KEY": KEY})
-    proc = subprocess.Popen([sys.executable, "run.py", "serve", "--port", "0", "--database-url",
-                             database_url(tmp_path, "a.db")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "server.log"
+    server = ServerProcess(database_url(tmp_path, "a.db"), stderr_to=log,
+                           env={"ACTORFLOW_LOG_FORMAT": "json", "ACTORFLOW_API_KEY": KEY})
     try:
-        url = None
-        for line in proc.stdout:
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                url = match.group(1)
-                break
-        assert url, "server did not start"
-        urllib.request.urlopen(url + "/api/health").read()
-        request = urllib.request.Request(url + "/api/workflows/nope", headers={"X-API-Key": KEY})
+        urllib.request.urlopen(server.url + "/api/health").read()
+        request = urllib.request.Request(server.url + "/api/workflows/nope", headers={"X-API-Key": KEY})
         try:
             urllib.request.urlopen(request)
         except urllib.error.HTTPError as exc:
             assert exc.code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        assert server.stop(timeout=60) == 0
+    err = log.read_text()
     lines = [line for line in err.splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)

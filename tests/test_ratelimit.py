@@ -1,18 +1,11 @@
 """The webhook failure limiter against a fake clock: no waiting."""
 
 from server.ratelimit import FailureLimiter
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from tests.helpers import FakeClock
 
 
 def test_failures_past_the_limit_are_throttled_until_the_window_slides():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = FailureLimiter(3, window=60.0, clock=clock)
     assert [limiter.fail("hook").throttled for _ in range(3)] == [False, False, False]
     verdict = limiter.fail("hook")
@@ -26,12 +19,12 @@ def test_failures_past_the_limit_are_throttled_until_the_window_slides():
 
 
 def test_a_limit_of_zero_turns_throttling_off():
-    limiter = FailureLimiter(0, clock=Clock())
+    limiter = FailureLimiter(0, clock=FakeClock(1000.0))
     assert not any(limiter.fail("hook").throttled for _ in range(100))
 
 
 def test_the_number_of_keys_stays_bounded():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = FailureLimiter(1, window=60.0, clock=clock, max_keys=10)
     for i in range(10):
         limiter.fail(f"old{i}")

@@ -9,7 +9,7 @@ import tornado.httpclient
 import tornado.iostream
 
 from tests.conftest import KEY, OTHER_KEY
-from tests.helpers import START, edge
+from tests.helpers import START, edge, wait_for
 from tests.sse_client import SSEClient, types
 
 
@@ -31,18 +31,6 @@ async def stream(server, wf, body=None, **kw):
 async def reattach(server, wf, eid, query="", **kw):
     return await SSEClient.open(server.port, "GET",
                                 f"/api/workflows/{wf}/executions/{eid}/stream{query}", **kw)
-
-
-async def wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 async def finished_execution(api, wf, eid, timeout=15.0):

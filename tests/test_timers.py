@@ -3,18 +3,11 @@
 import threading
 
 from actors.timers import Timers
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+from tests.helpers import FakeClock
 
 
 def test_a_due_call_runs_and_a_cancelled_one_does_not():
-    clock = Clock()
+    clock = FakeClock()
     timers = Timers(clock=clock)
     fired = threading.Event()
     skipped = []
@@ -28,7 +21,7 @@ def test_a_due_call_runs_and_a_cancelled_one_does_not():
 
 
 def test_cancelled_deadlines_release_what_they_hold():
-    clock = Clock()
+    clock = FakeClock()
     timers = Timers(clock=clock)
     held = [timers.call_later(300, list, [i]) for i in range(1000)]
     for timer in held:

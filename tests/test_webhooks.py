@@ -6,11 +6,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import pathlib
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -20,8 +17,7 @@ import requests
 from tests.databases import database_url
 from tests.helpers import START, configure, edge
 from tests.conftest import KEY
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.processes import ServerProcess
 
 HOOK = {"id": "hook", "type": "webhook"}
 OUT = {"id": "out", "type": "response", "config": {"data": {"got": "{{ hook.body.x }}"}}}
@@ -557,40 +553,15 @@ async def test_secrets_never_reach_the_server_log(api, caplog):
 
 # -- two processes, one database --------------------------------------------------
 
-def _serve(tmp_path, name, db):
-    env = dict(os.environ, ACTORFLOW_API_KEY=KEY, ACTORFLOW_SHUTDOWN_GRACE="5",
-               PYTHONUNBUFFERED="1")
-    out = open(tmp_path / f"{name}.out", "wb")
-    err = open(tmp_path / f"{name}.err", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "run.py", "serve", "--port", "0", "--database-url", db],
-        cwd=ROOT, env=env, stdout=out, stderr=err)
-    out.close()
-    err.close()
-    return proc
-
-
-def _wait_listening(tmp_path, name, proc, deadline=60.0):
-    end = time.monotonic() + deadline
-    marker = "Actorflow listening on "
-    while time.monotonic() < end:
-        text = (tmp_path / f"{name}.out").read_text(errors="replace")
-        for line in text.splitlines():
-            if line.startswith(marker):
-                return line[len(marker):].split()[0]
-        assert proc.poll() is None, (tmp_path / f"{name}.err").read_text(errors="replace")
-        time.sleep(0.05)
-    raise AssertionError(f"{name} did not start")
-
-
 def test_race_across_two_server_processes(tmp_path):
     db = database_url(tmp_path, "shared.db")
     procs = {}
     try:
-        procs["a"] = _serve(tmp_path, "a", db)
-        base_a = _wait_listening(tmp_path, "a", procs["a"])
-        procs["b"] = _serve(tmp_path, "b", db)
-        base_b = _wait_listening(tmp_path, "b", procs["b"])
+        env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_SHUTDOWN_GRACE": "5"}
+        procs["a"] = ServerProcess(db, env=env)
+        base_a = procs["a"].url
+        procs["b"] = ServerProcess(db, env=env)
+        base_b = procs["b"].url
         auth = {"Authorization": f"Bearer {KEY}"}
 
         wf = requests.post(f"{base_a}/api/workflows", json={"name": "shared"},
@@ -639,16 +610,14 @@ def test_race_across_two_server_processes(tmp_path):
                               timeout=30).json()
         assert listed["total"] == 2
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
+        for server in procs.values():
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGTERM)
+        for server in procs.values():
             try:
-                assert proc.wait(timeout=60) == 0
+                assert server.stop(timeout=60) == 0
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                server.kill()
                 raise
-    for name in procs:
-        logs = (tmp_path / f"{name}.err").read_text(errors="replace")
-        assert hook["webhook_secret"] not in logs
+    for server in procs.values():
+        assert hook["webhook_secret"] not in "\n".join(server.lines)
