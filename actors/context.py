@@ -43,6 +43,44 @@ class _Own:
         return value
 
 
+class CancelFlag(threading.Event):
+    """A block's `cancelled` event that also calls back when set.
+
+    A waiter that is not a thread of its own (a guarded HTTP request) hears
+    of the cancel at once, without polling the event.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._calls = []          # None once set
+        self._calls_lock = threading.Lock()
+
+    def set(self):
+        with self._calls_lock:
+            super().set()
+            calls, self._calls = self._calls, None
+        for fn in calls or ():
+            fn()
+
+    def on_set(self, fn):
+        """Call `fn()` once when set (now, if it is). Returns a function that drops the call."""
+        with self._calls_lock:
+            if self._calls is not None:
+                self._calls.append(fn)
+                return lambda: self._drop(fn)
+        fn()
+        return _nothing
+
+    def _drop(self, fn):
+        with self._calls_lock:
+            if self._calls is not None and fn in self._calls:
+                self._calls.remove(fn)
+
+
+def _nothing():
+    pass
+
+
 class BlockContext:
     """Everything one attempt of one block may use.
 
@@ -73,7 +111,7 @@ class BlockContext:
         self.execution_id = execution_id
         self.depth = depth
         self._emit = emit
-        self.cancelled = cancelled or threading.Event()
+        self.cancelled = cancelled if cancelled is not None else CancelFlag()
         self.deadline = deadline
         self.stdout = None
 

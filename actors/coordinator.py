@@ -8,7 +8,6 @@ publishes the events (through the bridge) to whoever watches the run.
 
 import json
 import logging
-import threading
 import time
 
 import pykka
@@ -17,6 +16,7 @@ from models.base import utcnow
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
+from .context import CancelFlag
 from .events import end_event
 from .launches import LaunchBudget
 from .threads import EngineActor, LingeringInbox
@@ -252,7 +252,7 @@ class Coordinator(EngineActor):
         self.config_of[block_id] = config
         self._log_started(block_id, row, before)
         self._event(started)
-        cancelled = threading.Event()
+        cancelled = CancelFlag()
         self.cancel_events[block_id] = cancelled
         message = RunBlock(
             block_id=block_id, block_type=block["type"], config=config,

@@ -7,18 +7,19 @@ about every address, and connect to the address they checked (the URL's host
 replaced by it; the Host header and TLS name stay the original), so a name
 that resolves differently the second time cannot slip past the check.
 Redirects are followed here, hop by hop, for the same reason. Every request made inside a
-`Guard` can be stopped at once from outside: a small watcher thread waits on
-the block's `cancelled` event and deadline, and when either fires it shuts
-down the sockets the request opened (learnt through httpcore's `trace`
+`Guard` can be stopped at once from outside: the block's `cancelled` flag
+calls back when set, and its deadline is a timer on one shared thread; when
+either fires, the guard shuts down the sockets the request opened (learnt through httpcore's `trace`
 request extension), which wakes a blocked connect-phase read or body read
-immediately. Clients built by `make_client` keep no idle connections, so
-every request opens (and reports) its own socket.
+immediately. Clients built by `make_client` have no connection pool
+(see http_transport), so every request opens (and reports) its own socket.
 """
 
 import contextlib
 import http.cookiejar
 import ipaddress
 import json
+import logging
 import socket
 import threading
 import time
@@ -30,7 +31,9 @@ from actors.errors import BlockError
 from .blocks.http import METHODS
 from .context import BlockCancelled, BlockTimeout
 from .netpolicy import NetPolicy, normal
+from .http_transport import OneShotTransport
 from .plan import DEPTH_HEADER
+from .timers import Timers
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -39,9 +42,12 @@ DEFAULT_TIMEOUT = 60.0      # seconds, when neither the block's timeout nor the 
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = "Actorflow/0.1 (http block)"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-WATCH_POLL = 0.2            # how soon a guard's watcher notices the call is over
+WATCH_POLL = 0.2            # how soon a guard notices a plain Event was set
 
 _local = threading.local()
+
+# httpx2 logs every request at INFO: a line per http block, which the run's own log already says.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 # -- cancellation ------------------------------------------------------------
@@ -65,35 +71,32 @@ class Guard:
         self._lock = threading.Lock()
         self._over = False
         self._previous = None
+        self._timer = None
+        self._unhook = None
 
     def __enter__(self):
         self._previous = getattr(_local, "guard", None)
         _local.guard = self
-        threading.Thread(target=self._watch, name="http-guard", daemon=True).start()
+        # No thread of its own: the deadline is a timer on one shared thread,
+        # and the cancel calls back (CancelFlag) or is polled by that timer.
+        if self.deadline is not None:
+            self._timer = _watch_timers().call_later(
+                max(0.0, self.deadline - time.monotonic()), self._fire, "timeout")
+        self._unhook = _on_cancel(self.ctx.cancelled, self._cancelled)
         return self
 
     def __exit__(self, *exc):
         with self._lock:
             self._over = True
             self._socks = []
+        if self._timer is not None:
+            self._timer.cancel()
+        self._unhook()
         _local.guard = self._previous
         return False
 
-    def _watch(self):
-        while True:
-            with self._lock:
-                if self._over:
-                    return
-            wait = WATCH_POLL
-            if self.deadline is not None:
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    self._fire("timeout")
-                    return
-                wait = min(wait, left)
-            if self.ctx.cancelled.wait(wait):
-                self._fire("cancelled")
-                return
+    def _cancelled(self):
+        self._fire("cancelled")
 
     def _fire(self, reason):
         with self._lock:
@@ -133,6 +136,44 @@ class Guard:
             raise BlockError(timeout_message)
 
 
+_timers = None
+_timers_lock = threading.Lock()
+
+
+def _watch_timers():
+    """The one timer thread behind every guard's deadline (started on first use)."""
+    global _timers
+    with _timers_lock:
+        if _timers is None:
+            _timers = Timers()
+        return _timers
+
+
+def _on_cancel(event, fn):
+    """Call `fn()` once when `event` is set; returns a function that stops it.
+
+    A CancelFlag calls back; a plain Event is looked at every WATCH_POLL seconds.
+    """
+    if hasattr(event, "on_set"):
+        return event.on_set(fn)
+    state = {"timer": None, "over": False}
+
+    def look():
+        if state["over"]:
+            return
+        if event.is_set():
+            fn()
+        else:
+            state["timer"] = _watch_timers().call_later(WATCH_POLL, look)
+
+    def stop():
+        state["over"] = True
+        if state["timer"] is not None:
+            state["timer"].cancel()
+    look()
+    return stop
+
+
 def _shutdown(sock):
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -164,9 +205,9 @@ def _install_trace(request):
 
 
 def make_client(**kwargs):
-    """A thread-safe httpx2 client whose requests a `Guard` can stop."""
-    kwargs.setdefault("limits", httpx2.Limits(max_connections=200, max_keepalive_connections=0))
+    """A thread-safe httpx2 client whose requests a `Guard` can stop; one connection per request."""
     kwargs.setdefault("timeout", httpx2.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT))
+    kwargs.setdefault("transport", OneShotTransport(trust_env=kwargs.get("trust_env", True)))
     kwargs["event_hooks"] = {"request": [_install_trace], "response": []}
     return httpx2.Client(**kwargs)
 
@@ -194,7 +235,6 @@ def _shared_client():
             # Connections are bounded per run and workspace by the caller, not here.
             _client = make_client(follow_redirects=False, trust_env=False,
                                   cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
-                                  limits=httpx2.Limits(max_connections=None, max_keepalive_connections=0),
                                   headers={"User-Agent": USER_AGENT})
         return _client
 

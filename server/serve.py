@@ -18,6 +18,12 @@ from . import __version__
 log = logging.getLogger("actorflow")
 
 
+# Connections accepted by the kernel before we take them. Tornado's default (128)
+# drops the rest of a burst of clients, whose SYN is retried only after 1 s, then 3 s.
+# The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
 class StartupError(Exception):
     """The server cannot start; the message says why and what to change."""
 
@@ -32,7 +38,7 @@ def bind(host, port):
     """Listening sockets for host:port, or a StartupError naming the fix."""
     from tornado.netutil import bind_sockets
     try:
-        return bind_sockets(port, host)
+        return bind_sockets(port, host, backlog=LISTEN_BACKLOG)
     except socket.gaierror as exc:
         raise StartupError(f"cannot listen on host {host!r}: {exc.strerror}; "
                            "set --host / ACTORFLOW_HOST to an address or name of this machine, "

@@ -1,0 +1,246 @@
+"""P4: thousands of runs in flight, each waiting on a slow local endpoint; RSS and threads.
+
+    python bench/inflight.py [--inflight 5000] [--sample 2000] [--steady 500] [--seconds 30]
+
+The server (`run.py`) is a separate process; the slow endpoint (an asyncio
+HTTP server that answers after `--delay` seconds) and the clients live in
+this process, on one event loop. Each run is `starter -> http` against the
+endpoint, started over /execute/stream; a run counts as started when its
+`execution_started` event arrives, and as in flight once its http block's
+request has reached the endpoint. RSS and live threads are read from the
+server's /proc/PID/status. Phases:
+
+1. idle: after start-up and a few warm runs;
+2. `--sample` runs at once: RSS and threads once all are waiting;
+3. `--inflight` runs at once: seconds until every one had started, and
+   whether all reached the endpoint and completed without an error;
+4. steady load: `--steady` runs kept in flight for `--seconds` (each
+   replaced as it ends, endpoint delay 0.2 s); RSS each second;
+5. after: RSS once the load has ended, against idle.
+
+Every run is in the default workspace, so the per-workspace cap on outgoing
+connections (ACTORFLOW_HTTP_PER_WORKSPACE, default 50) is raised to the
+number in flight here; the launch budget (ACTORFLOW_MAX_BLOCK_THREADS) too,
+so every run's http block is waiting on the endpoint rather than queued.
+Not a test: it takes a few minutes.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import KEY, Servers  # noqa: E402
+from soak import proc_status  # noqa: E402
+
+
+class SlowEndpoint:
+    """An HTTP server on this loop: every answer comes `delay` seconds after its request."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.waiting = 0      # requests being held now
+        self.served = 0
+        self.peak = 0
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=8192)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader, writer):
+        try:
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            self.waiting += 1
+            self.peak = max(self.peak, self.waiting)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.waiting -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+            await writer.drain()
+            self.served += 1
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+class Client:
+    """Runs over /execute/stream with plain asyncio sockets (cheap enough for thousands at once)."""
+
+    def __init__(self, port, workflow):
+        self.port = port
+        head = (f"POST /api/workflows/{workflow}/execute/stream HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        self.request = head.encode()
+
+    async def run(self, on_started=None):
+        """One run: (ok, seconds until its execution_started, last event type or error)."""
+        t0 = time.monotonic()
+        started = None
+        last = None
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
+        except OSError as exc:
+            return False, None, f"connect: {exc}"
+        try:
+            writer.write(self.request)
+            status = await reader.readline()
+            if b" 200 " not in status:
+                return False, None, status.decode(errors="replace").strip()
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if not line.startswith(b"data: "):
+                    continue
+                last = json.loads(line[6:])["type"]
+                if last == "execution_started" and started is None:
+                    started = time.monotonic() - t0
+                    if on_started is not None:
+                        on_started()
+                if last in ("execution_completed", "error"):
+                    break
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            return False, started, f"{type(exc).__name__}: {exc}"
+        finally:
+            writer.close()
+        return last == "execution_completed", started, last
+
+
+def rss(servers):
+    return proc_status(servers.procs[0].pid)
+
+
+async def burst(servers, slow, client, count, label):
+    """`count` runs at once: (seconds until all started, RSS/threads once all wait, failures)."""
+    t0 = time.monotonic()
+    started = []
+    tasks = [asyncio.ensure_future(client.run(lambda: started.append(time.monotonic() - t0)))
+             for _ in range(count)]
+    # Wait until every request is held by the endpoint (or some runs already failed).
+    deadline = time.monotonic() + slow.delay
+    while slow.waiting < count and time.monotonic() < deadline and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.05)
+    all_started = max(started) if len(started) == count else float("inf")
+    held = slow.waiting
+    sample = rss(servers)
+    results = await asyncio.gather(*tasks)
+    failures = [r[2] for r in results if not r[0]]
+    print(f"  {label}: {len(started)}/{count} started, last after {max(started or [0]):.2f} s; "
+          f"{held} held at the endpoint at once; RSS {sample[0]:.0f} MiB, {sample[1]} threads; "
+          f"{len(failures)} failed {sorted(set(failures))[:3]}", flush=True)
+    return all_started, sample, failures, held
+
+
+async def steady(servers, slow, client, width, seconds):
+    """`width` runs kept in flight for `seconds`; RSS samples (MiB) once a second, runs done, failures."""
+    stop = time.monotonic() + seconds
+    done, failures, samples = [0], [], []
+
+    async def lane():
+        while time.monotonic() < stop:
+            ok, _, why = await client.run()
+            done[0] += 1
+            if not ok:
+                failures.append(why)
+
+    lanes = asyncio.gather(*[lane() for _ in range(width)])
+    while not lanes.done():
+        await asyncio.wait([lanes], timeout=1.0)
+        samples.append(rss(servers))
+    await lanes
+    return samples, done[0], failures
+
+
+def verdict(name, figure, goal, ok):
+    print(f"  {name:<44} {figure:<34} goal {goal:<18} {'PASS' if ok else 'MISS'}", flush=True)
+    return ok
+
+
+async def main_async(args, servers):
+    slow = SlowEndpoint(args.delay)
+    await slow.start()
+    wf = servers.workflow(
+        [{"id": "start", "type": "starter"},
+         {"id": "wait", "type": "http", "config": {"url": f"http://127.0.0.1:{slow.port}/", "timeout": 120}}],
+        [{"source": "start", "target": "wait"}])
+    client = Client(servers.port, wf)
+    delay, slow.delay = slow.delay, 0.01
+    for _ in range(20):  # warm: code paths, caches, the first commits
+        ok, _, why = await client.run()
+        assert ok, why
+    slow.delay = delay
+    await asyncio.sleep(1.0)
+    idle = rss(servers)
+    print(f"  idle: RSS {idle[0]:.1f} MiB, {idle[1]} threads", flush=True)
+    out = {"idle": idle}
+    out["sample"] = await burst(servers, slow, client, args.sample, f"{args.sample} at once")
+    await asyncio.sleep(2.0)
+    out["burst"] = await burst(servers, slow, client, args.inflight, f"{args.inflight} at once")
+    await asyncio.sleep(2.0)
+    slow.delay = args.steady_delay
+    samples, done, failures = await steady(servers, slow, client, args.steady, args.seconds)
+    print(f"  steady: {args.steady} in flight for {args.seconds:g} s, {done} runs, {len(failures)} failed; "
+          f"RSS each second {[round(s[0]) for s in samples]}", flush=True)
+    out["steady"] = samples, done, failures
+    await asyncio.sleep(args.settle)
+    out["after"] = rss(servers)
+    slow.server.close()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inflight", type=int, default=5000, help="runs at once in the big burst (default 5000)")
+    parser.add_argument("--sample", type=int, default=2000, help="runs at once for the RSS sample (default 2000)")
+    parser.add_argument("--delay", type=float, default=6.0, help="endpoint delay in the bursts, s (default 6)")
+    parser.add_argument("--steady", type=int, default=200, help="runs kept in flight under steady load (default 200)")
+    parser.add_argument("--steady-delay", type=float, default=0.2, help="endpoint delay under steady load, s")
+    parser.add_argument("--seconds", type=float, default=30.0, help="steady load duration (default 30)")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after the load before the last RSS")
+    parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+    args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this process and the server
+    most = max(args.inflight, args.sample, args.steady) + 100
+    env = {"ACTORFLOW_HTTP_PER_WORKSPACE": str(most), "ACTORFLOW_MAX_BLOCK_THREADS": str(most)}
+    env.update(kv.split("=", 1) for kv in args.env)
+    print(f"P4: server settings {env}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    servers = Servers(extra_env=env)
+    try:
+        out = asyncio.run(main_async(args, servers))
+    finally:
+        servers.close()
+    idle = out["idle"][0]
+    ok = [verdict("P4 idle RSS", f"{idle:.1f} MiB", "<= 60 MiB", idle <= 60)]
+    _, sample, failures, held = out["sample"]
+    ok.append(verdict(f"P4 RSS with {args.sample} in flight", f"{sample[0]:.0f} MiB, {sample[1]} threads",
+                      "<= 150 MiB", sample[0] <= 150 and held == args.sample and not failures))
+    took, sample, failures, held = out["burst"]
+    ok.append(verdict(f"P4 {args.inflight} in flight, all started", f"{took:.2f} s, {held} held, "
+                      f"{len(failures)} failed", "<= 2 s, 0 failed",
+                      took <= 2 and held == args.inflight and not failures))
+    samples, done, failures = out["steady"]
+    values = [s[0] for s in samples]
+    half = values[len(values) // 2:] or values
+    first, last = statistics.median(values[:len(values) // 2] or values), statistics.median(half)
+    ok.append(verdict("P4 RSS flat under steady load", f"{first:.0f} -> {last:.0f} MiB, {len(failures)} failed",
+                      "<= +10%, 0 failed", last <= first * 1.1 and not failures))
+    after = out["after"][0]
+    ok.append(verdict("P4 RSS back near idle after load", f"{after:.1f} MiB (idle {idle:.1f})",
+                      "<= idle + 10%", after <= idle * 1.1))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    sys.exit(0 if all(ok) else 1)
+
+
+if __name__ == "__main__":
+    main()
