@@ -93,6 +93,41 @@ def _new_thread(target, name):
         raise
 
 
+class _Refs:
+    """pykka's registry of live actors, kept in an insertion-ordered dict.
+
+    pykka keeps a list and removes each stopped actor with a scan of it: with
+    thousands of runs in flight, every actor's end cost a scan of every
+    live actor (0.2 ms at 10,000). Same operations, O(1) add and remove.
+    """
+
+    def __init__(self, refs=()):
+        self._refs = dict.fromkeys(refs)
+
+    def append(self, ref):
+        self._refs[ref] = None
+
+    def remove(self, ref):
+        del self._refs[ref]
+
+    def __contains__(self, ref):
+        return ref in self._refs
+
+    def __iter__(self):
+        return iter(list(self._refs))
+
+    def __len__(self):
+        return len(self._refs)
+
+    def __getitem__(self, index):
+        return list(self._refs)[index]
+
+
+with pykka.ActorRegistry._actor_refs_lock:
+    if not isinstance(pykka.ActorRegistry._actor_refs, _Refs):
+        pykka.ActorRegistry._actor_refs = _Refs(pykka.ActorRegistry._actor_refs)
+
+
 class EngineActor(pykka.ThreadingActor):
     """A pykka ThreadingActor on a daemon thread, with a cheaper inbox and start."""
 

@@ -47,6 +47,7 @@ class SlowEndpoint:
         self.waiting = 0      # requests being held now
         self.served = 0
         self.peak = 0
+        self.release = None   # an asyncio.Event: when set, held requests are answered at once
 
     async def start(self):
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=8192)
@@ -59,7 +60,12 @@ class SlowEndpoint:
             self.waiting += 1
             self.peak = max(self.peak, self.waiting)
             try:
-                await asyncio.sleep(self.delay)
+                if self.release is not None:
+                    await asyncio.wait_for(self.release.wait(), self.delay)
+                else:
+                    await asyncio.sleep(self.delay)
+            except asyncio.TimeoutError:
+                pass
             finally:
                 self.waiting -= 1
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

@@ -76,6 +76,7 @@ class Runs:
         self.live = {}
         self.accepting = True
         self.observer = None  # metrics: run_started(run, trigger), run_events(run, events, result)
+        self.on_idle = None   # () -> None: called when the last live run is forgotten
 
     def start(self, plan) -> LiveRun:
         """Start the run's coordinator. Call on the loop."""
@@ -112,12 +113,17 @@ class Runs:
                 asyncio.get_running_loop().call_later(self.retention, self._forget, execution_id)
             else:
                 # Everything else is on disk already; replays read it from there.
-                del self.live[execution_id]
+                self._drop(execution_id)
 
     def _forget(self, execution_id):
         run = self.live.get(execution_id)
         if run is not None and run.over:
-            del self.live[execution_id]
+            self._drop(execution_id)
+
+    def _drop(self, execution_id):
+        del self.live[execution_id]
+        if not self.live and self.on_idle is not None:
+            self.on_idle()
 
     def cancel(self, execution_id, reason="cancelled", message="execution cancelled"):
         run = self.live.get(execution_id)

@@ -21,6 +21,7 @@ from .bridge import Bridge
 from .ratelimit import FailureLimiter
 from .resume import Recovery
 from .execution_start import RunStarter
+from .memory import Housekeeper
 from .runs import Runs
 from .scheduler import Scheduler
 from .subruns import SubRuns
@@ -67,6 +68,7 @@ class Runtime:
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, services=self.services)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
+        self.runs.on_idle = Housekeeper(io_loop, lambda: not self.runs.live).idle
         self.starter = RunStarter(self.store, self.runs)
         self.services["subrun"] = SubRuns(self.bridge, self.starter, self.runs, self.store.read,
                                           settings.max_depth, settings.execute_timeout)

@@ -116,6 +116,7 @@ def bootstrap_key(settings):
 async def _serve(settings):
     from tornado.ioloop import IOLoop
     from .app import make_app, make_server
+    from .memory import tune_collector
 
     sockets = bind(settings.host, settings.port)
     try:
@@ -128,6 +129,7 @@ async def _serve(settings):
     server = make_server(make_app(runtime))
     server.add_sockets(sockets)
     runtime.listening_on(sockets)
+    tune_collector()
     # Before the line below: whoever waits for it may stop us at once.
     signals = asyncio.Queue()
     loop = asyncio.get_running_loop()
