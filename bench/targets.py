@@ -64,8 +64,9 @@ def wrk(url, body, headers, connections, seconds, cpu=None):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     os.unlink(script.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _seconds(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1))
+    # Anchored: a thread-stats column such as "72.50%" also ends in "50%".
+    p50 = _seconds(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))
+    p99 = _seconds(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, p50, p99, int(bad.group(1)) if bad else 0
 
