@@ -115,6 +115,7 @@ class Coordinator(EngineActor):
             "parent_execution_id": plan.parent.execution_id if plan.parent else None,
             "parent_block_id": plan.parent.block_id if plan.parent else None,
             "parent_index": plan.parent.index if plan.parent else None,
+            "depth": plan.depth,
         }))
         self._event({"type": "execution_started", "execution_id": plan.execution_id,
                      "workflow_id": plan.workflow_id})

@@ -79,6 +79,6 @@ def plan_resume(stored, now) -> RunPlan:
                    graph=Graph.build(stored["blocks"], stored["edges"]), entries=(),
                    variables=run["variables"], trigger=run["trigger"],
                    trigger_payload=run["trigger_payload"], timeout=run["timeout"],
-                   graph_version=run["graph_version"], resume=resume,
+                   depth=run.get("depth") or 0, graph_version=run["graph_version"], resume=resume,
                    parent=Parent(run["parent_execution_id"], run["parent_block_id"], run["parent_index"])
                    if run.get("parent_execution_id") else None)

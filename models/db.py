@@ -73,8 +73,14 @@ def _v4_parent_runs():
     _add_missing_columns([(Execution, ("parent_execution_id", "parent_block_id", "parent_index"))])
 
 
+def _v5_run_depth():
+    """A run's depth (see actors.plan.DEPTH_HEADER), so a resumed run keeps it."""
+    _add_missing_columns([(Execution, ("depth",))])
+
+
 # Append new steps here; never edit one that has shipped.
-MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules, _v4_parent_runs]
+MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules, _v4_parent_runs,
+              _v5_run_depth]
 
 
 def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:

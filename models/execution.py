@@ -29,6 +29,8 @@ class Execution(BaseModel):
     parent_execution_id = peewee.CharField(null=True, index=True)
     parent_block_id = peewee.CharField(null=True)
     parent_index = peewee.IntegerField(null=True)   # the item's index, for map blocks
+    # How many runs started this one (X-Actorflow-Depth, sub-runs): a resumed run keeps its limit.
+    depth = peewee.IntegerField(null=True)
 
 
 class BlockLog(BaseModel):

@@ -132,6 +132,6 @@ def resume_data(execution_id: str):
            "trigger": row.trigger, "variables": row.variables, "trigger_payload": row.trigger_payload,
            "started_at": row.started_at, "timeout": row.timeout, "graph_version": row.graph_version,
            "parent_execution_id": row.parent_execution_id, "parent_block_id": row.parent_block_id,
-           "parent_index": row.parent_index}
+           "parent_index": row.parent_index, "depth": row.depth or 0}
     return {"run": run, "logs": logs, "seq": last_event, "log_seq": last_log,
             "blocks": graph[0], "edges": graph[1]}

@@ -6,6 +6,7 @@ server. The 50-run version is bench/crash_resume.py.
 
 import datetime
 import signal
+import threading
 
 import pytest
 
@@ -141,3 +142,38 @@ async def test_on_resume_is_checked_when_saved(api):
         assert status == expected, body
         if status == 400:
             assert "on_resume" in str(body)
+
+
+def test_a_resumed_run_keeps_its_depth(tmp_path):
+    """X-Actorflow-Depth 5 at the start: the http block sends 6, before the kill and after the resume."""
+    url = database_url(tmp_path)
+    echo = EchoServer().start()
+    server = serve(url)
+    try:
+        wf = cl.make_workflows(server.url, KEY, echo.url)["http"][0]
+        base = server.url
+        threading.Thread(target=lambda: _quietly(cl.http, base, "POST", f"/api/workflows/{wf}/execute",
+                                                 {"variables": {"n": 1}}, KEY,
+                                                 headers={"X-Actorflow-Depth": "5"}),
+                         daemon=True).start()
+        assert wait_until(lambda: len(echo.requests) == 1, timeout=60)
+        kill(server)
+        [(eid, depth)] = cl.stored(url, "SELECT id, depth FROM execution")
+        assert depth == 5
+
+        server = serve(url)
+        assert wait_until(lambda: cl.stored(url, "SELECT status FROM execution")[0][0] != "running",
+                          timeout=120)
+        status, row = cl.http(server.url, "GET", f"/api/workflows/{wf}/executions/{eid}", key=KEY)
+        assert row["status"] == "completed" and row["output"] == {"got": 1}, row
+        assert [r["headers"]["x-actorflow-depth"] for r in echo.requests] == ["6", "6"]
+    finally:
+        server.kill()
+        echo.stop()
+
+
+def _quietly(call, *args, **kw):
+    try:
+        call(*args, **kw)
+    except Exception:
+        pass   # the server is killed under it

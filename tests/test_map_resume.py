@@ -10,7 +10,7 @@ import threading
 
 from tests import crashload as cl
 from tests.processes import wait_until
-from tests.test_durable import KEY, kill, serve
+from tests.test_durable import KEY, _quietly, kill, serve
 from tests.databases import database_url
 
 CHILD = ("import time\n"
@@ -75,9 +75,3 @@ def test_map_resumed_after_kill_does_not_rerun_finished_items(tmp_path):
     finally:
         server.kill()
 
-
-def _quietly(call, *args, **kw):
-    try:
-        call(*args, **kw)
-    except Exception:
-        pass   # the server is killed under it
