@@ -11,6 +11,7 @@ import peewee
 
 from .base import database, storable_json
 from .execution import BlockLog, Execution, ExecutionEvent
+from .notify import runs_changed
 
 _sql_cache = {}
 
@@ -104,6 +105,7 @@ def apply(ops):
             cursor.execute(_update_sql(BlockLog, names, ("execution", "block_id")),
                            _values(BlockLog, names, op[3]) + [op[1], op[2]])
     _insert_all(cursor, ExecutionEvent, events)
+    runs_changed({row["execution"] for row in events})
 
 
 def _insert_all(cursor, model, rows):
@@ -150,4 +152,5 @@ def fail_run(execution_id, row, reason, seq, event_text, finished_at, duration_m
     last = (ExecutionEvent.select(peewee.fn.MAX(ExecutionEvent.seq))
             .where(ExecutionEvent.execution == execution_id).scalar()) or 0
     ExecutionEvent.insert(execution=execution_id, seq=max(seq, last + 1), data=event_text).execute()
+    runs_changed([execution_id])
     return True

@@ -8,6 +8,7 @@ import peewee
 
 from .base import utcnow
 from .execution import BlockLog, Execution, ExecutionEvent, ProcessRow
+from .notify import runs_changed
 from .workflow import graph_of_version
 
 STOPPED = "server stopped before the run finished"
@@ -75,6 +76,7 @@ def fail_runs(ids, error=STOPPED):
          .where(BlockLog.execution.in_(chunk) & (BlockLog.status == "running")).execute())
         (Execution.update(status="failed", error=error, finished_at=now)
          .where(Execution.id.in_(chunk) & (Execution.status == "running")).execute())
+        runs_changed(chunk)  # streams following them from another process end now
 
 
 def claim(execution_id: str, me: str, dead_owner: str) -> bool:

@@ -18,6 +18,7 @@ from models.db import migrate, open_database
 from models.store import Readers, Store
 from .auth import AuthCache
 from .bridge import Bridge
+from .followers import Followers
 from .ratelimit import FailureLimiter
 from .resume import Recovery
 from .execution_start import RunStarter
@@ -55,6 +56,8 @@ class Runtime:
         self.readers = Readers(self.db, settings.db_readers)
         self.readers.start()
         self.store = Store(self.writer, self.readers)
+        self.followers = Followers(self.db, self.bridge, settings.reattach_poll)
+        self.followers.start()
         self.timers = Timers()
         self.auth_cache = AuthCache()
         self.webhook_limiter = FailureLimiter(settings.webhook_failures_per_minute, window=60.0)
@@ -136,6 +139,7 @@ class Runtime:
         sandbox = self.services.get("sandbox")
         if sandbox is not None:
             sandbox.close()
+        self.followers.stop()
         self.writer.submit(processes.unregister, (self.owner,))
         self.writer.stop()
         self.readers.stop()

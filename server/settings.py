@@ -59,6 +59,7 @@ class Settings:
     http_per_run: int = 10          # ... and per run
     resume: bool = True     # runs of a stopped server go on (false: they are marked failed)
     max_map_items: int = 10000  # items one map block may run over
+    reattach_poll: float | None = None  # seconds between reads of a run another process owns (None: 1, or 10 with notifications)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -131,6 +132,7 @@ _FIELDS = {
     "http_per_run": ("ACTORFLOW_HTTP_PER_RUN", count),
     "resume": ("ACTORFLOW_RESUME", flag),
     "max_map_items": ("ACTORFLOW_MAX_MAP_ITEMS", int),
+    "reattach_poll": ("ACTORFLOW_REATTACH_POLL", float),
 }
 
 # name -> what it means, for --help (docs/api.md has the longer story).
@@ -187,7 +189,8 @@ CLIENT_KEYS = ("url", "key_file")
 # Numbers must be finite and >= 0 (pool sizes, counts); these must be > 0.
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
              "max_body", "max_graph_body", "max_blocks", "max_edges", "max_block_threads", "code_memory_mb",
-             "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items", "db_readers"}
+             "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items", "db_readers",
+             "reattach_poll"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

@@ -30,7 +30,6 @@ MAX_QUEUED_EVENTS = 2000
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
 BATCH_BYTES = 256 * 1024
 DB_PAGE = 500
-POLL_INTERVAL = 1.0       # following a run that is not live in this process
 MIN_STALL = 2.0           # a flush stuck this long (or 4 keep-alive intervals) ends the stream
 STALL_FACTOR = 4
 
@@ -75,10 +74,11 @@ def closing_event(last, end):
 class RunStream:
     """One SSE response: replay, then follow a run live (or from the database), then end."""
 
-    def __init__(self, handler, runs, keepalive, store):
+    def __init__(self, handler, runs, keepalive, store, followers):
         self.handler = handler
         self.runs = runs
         self.store = store  # reads of a run followed from the database
+        self.followers = followers  # ... and what wakes us when its events commit (server.followers)
         self.keepalive = max(0.05, float(keepalive))
         self.stall = max(MIN_STALL, STALL_FACTOR * self.keepalive)
         self.backlog = collections.deque()  # (seq, text, terminal): replayed, already in memory
@@ -132,6 +132,7 @@ class RunStream:
         self.execution_id = execution_id
         self.last_seq = max(self.last_seq, after)
         self.poll = True
+        self.followers.add(execution_id, self.wake.set)
 
     def push(self, batch):
         """The run's listener: take in a batch of (seq, event, text). Never writes."""
@@ -186,6 +187,12 @@ class RunStream:
         if self.run is not None:
             self.run.listeners.discard(self._listener)
             self.run = None
+        self._unfollow()
+
+    def _unfollow(self):
+        if self.poll:
+            self.poll = False
+            self.followers.discard(self.execution_id, self.wake.set)
 
     def _stream_closed(self):
         connection = self.handler.request.connection
@@ -218,11 +225,12 @@ class RunStream:
                     return
                 continue
             if self.poll:
+                self.wake.clear()  # before the read: a wake-up during it means read again
                 if await self._poll_once():
                     continue
                 if self.complete:
                     return
-                await self._quiet(min(POLL_INTERVAL, self.keepalive))
+                await self._quiet(self.followers.poll_interval(), clear=False)
                 continue
             if self.complete:
                 return
@@ -250,7 +258,7 @@ class RunStream:
             run = self.runs.get(self.execution_id)
             if run is not None:
                 # The run is live here after all (e.g. resumed): follow it from memory.
-                self.poll = False
+                self._unfollow()
                 self.follow(run, self.last_seq)
                 return True
             if status == "running":
@@ -269,14 +277,15 @@ class RunStream:
                 break
         return True
 
-    async def _quiet(self, wait):
+    async def _quiet(self, wait, clear=True):
         """Wait for events (or the close), sending a keep-alive comment when it is due."""
         due = self.keepalive - (time.monotonic() - self.last_write)
         if due <= 0:
             self.handler.write(KEEPALIVE)
             await self._flush()
             return
-        self.wake.clear()
+        if clear:
+            self.wake.clear()
         try:
             await asyncio.wait_for(self.wake.wait(), min(wait, due))
         except asyncio.TimeoutError:

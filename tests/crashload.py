@@ -1,10 +1,13 @@
 """Runs of several shapes in flight when a server is killed: start them, watch them, check them.
 
-Shared by tests/test_durable.py (a dozen runs) and bench/crash_resume.py (50).
+Shared by tests/test_durable.py (a dozen runs), and by bench/crash_resume.py
+and tests_slow/test_crash_resume.py (50, through `crash_and_resume`).
 Blocking code (threads, urllib, http.client): the servers are real processes.
 """
 
 import collections
+import signal
+import time
 import http.client as httpclient
 import json
 import sqlite3
@@ -13,8 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tests.echo_server import EchoServer
 from tests.helpers import edge  # noqa: F401  (cl.edge, for the crash tests' graphs)
-from tests.processes import wait_until
+from tests.processes import ServerProcess, wait_until
 
 NAP = 4.0        # seconds a sleeping code block sleeps
 HTTP_NAP = 3.0   # seconds the slow local server takes to answer
@@ -44,25 +48,28 @@ def block(block_id, spec):
 
 
 START = {"id": "start", "type": "starter"}
-SLEEP = f"import time\ntime.sleep({NAP})\n"
 
 
-def shapes(slow_url):
-    """name -> (graph, expected output for variable n, the block that is slow)."""
+def shapes(slow_url, nap=NAP):
+    """name -> (graph, expected output for variable n, the block that is slow).
+
+    `nap`: seconds the slow blocks take (code blocks sleep, the local server waits).
+    """
+    sleep = f"import time\ntime.sleep({nap})\n"
     chain = [START, block("double", code("return variables['n'] * 2")),
-             block("nap", code(SLEEP + "return inputs['double'] + 1")),
+             block("nap", code(sleep + "return inputs['double'] + 1")),
              respond("out", {"v": "{{ nap }}"})]
     fanjoin = [START, block("a", code("return variables['n'] + 1")),
-               block("b", code(SLEEP + "return variables['n'] + 2")),
+               block("b", code(sleep + "return variables['n'] + 2")),
                block("c", code("import time\ntime.sleep(0.3)\nreturn variables['n'] + 3")),
                block("join", code("return inputs['a'] + inputs['b'] + inputs['c']")),
                respond("out", {"sum": "{{ join }}"})]
     branch = [START, {"id": "check", "type": "condition",
                       "config": {"conditions": [{"id": "big", "expression": "variables.n > 5"}]}},
-              block("big", code(SLEEP + "return 'big'")), block("small", code(SLEEP + "return 'small'")),
+              block("big", code(sleep + "return 'big'")), block("small", code(sleep + "return 'small'")),
               respond("out_big", {"b": "{{ big }}"}), respond("out_small", {"b": "{{ small }}"})]
     call = [START, {"id": "call", "type": "http",
-                    "config": {"method": "POST", "url": f"{slow_url}/slow/{HTTP_NAP}",
+                    "config": {"method": "POST", "url": f"{slow_url}/slow/{nap * HTTP_NAP / NAP:g}",
                                "body": {"n": "{{ variables.n }}"}}},
             respond("out", {"got": "{{ call.body.json.n }}"})]
     return {
@@ -86,10 +93,10 @@ def graph(blocks, edges):
     return {"blocks": blocks, "edges": [edge(*e) for e in edges]}
 
 
-def make_workflows(base, key, slow_url):
+def make_workflows(base, key, slow_url, nap=NAP):
     """Save one workflow per shape; name -> (workflow id, expected fn, slow block)."""
     made = {}
-    for name, (graph, expected, slow) in shapes(slow_url).items():
+    for name, (graph, expected, slow) in shapes(slow_url, nap).items():
         status, wf = http(base, "POST", "/api/workflows", {"name": name}, key)
         assert status == 201, wf
         status, body = http(base, "PUT", f"/api/workflows/{wf['id']}/graph", graph, key)
@@ -114,6 +121,16 @@ class Watched:
         self.thread = threading.Thread(target=self._read, args=(base, "POST", path, body, key, None),
                                        daemon=True)
         self.thread.start()
+
+    @classmethod
+    def attach(cls, base, key, workflow_id, execution_id):
+        """Another client following an existing run from its first event (in a thread)."""
+        self = cls.__new__(cls)
+        self.workflow_id, self.execution_id, self.expected, self.slow = workflow_id, execution_id, None, ()
+        self.events = []
+        self.thread = threading.Thread(target=self.reattach, args=(base, key), daemon=True)
+        self.thread.start()
+        return self
 
     def slow_started(self):
         return any(e["type"] == "block_started" and e["block_id"] in self.slow for _, e in self.events)
@@ -259,3 +276,72 @@ def check_streams(runs):
 
 def idempotency_keys(echo):
     return collections.Counter(r["headers"].get("idempotency-key") for r in list(echo.requests))
+
+
+KEY = "crash-load-key-0123456789abcdef"
+
+
+def serve(url):
+    # Enough code slots that every run sleeps in its slow block at the kill, none waits for one.
+    return ServerProcess(url, env={"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_HEARTBEAT_INTERVAL": "1",
+                                   "ACTORFLOW_CODE_CONCURRENCY": "64"})
+
+
+def crash_and_resume(url, count=50, processes=1, nap=12.0, say=print):
+    """kill -9 a server with `count` runs in flight, then let a restarted one (processes=1) or a
+    second one already on the database (processes=2) finish them; check everything.
+
+    `nap`: seconds of the slow blocks, long enough that no run ends before the
+    last one has started on a loaded machine. Returns a dict: problems (empty: all good), in_flight, finished_before, claimed_after,
+    over_after (seconds after the kill), resumed (blocks started again), keys_max (most
+    times one Idempotency-Key reached the http receiver).
+    """
+    echo = EchoServer().start()
+    server = serve(url)
+    other = serve(url) if processes == 2 else None
+    report = {}
+    try:
+        workflows = make_workflows(server.url, KEY, echo.url, nap)
+        runs = start_load(server.url, KEY, workflows, count)
+        if not wait_until(lambda: all(r.slow_started() for r in runs), timeout=300):
+            raise AssertionError("the load did not get going")
+        calls = sum(r.slow == ("call",) for r in runs)
+        wait_until(lambda: len(echo.requests) >= calls, timeout=60)  # the http calls are out
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        killed = time.monotonic()
+        ids = [r.execution_id for r in runs]
+        before = finished_blocks(url, ids)
+        status = dict(stored(url, "SELECT id, status FROM execution"))
+        cut = {i for i in ids if status[i] == "running"}
+        report.update(in_flight=len(cut), finished_before=len(before))
+        say(f"{len(cut)} of {len(ids)} runs in flight at the kill, {len(before)} of their blocks finished")
+        if other is None:
+            server = serve(url)
+            say(f"restarted in {time.monotonic() - killed:.2f} s")
+        else:
+            server, other = other, None
+        marks = ",".join("?" * len(cut))
+        me = stored(url, "SELECT id FROM process_row WHERE pid = ?", (server.proc.pid,))[0][0]
+        wait_until(lambda: {o for (o,) in stored(
+            url, f"SELECT owner FROM execution WHERE id IN ({marks})", list(cut))} <= {me},
+            timeout=120, interval=0.02)
+        report["claimed_after"] = time.monotonic() - killed
+        say(f"all {len(cut)} runs claimed {report['claimed_after']:.2f} s after the kill")
+        for run in runs:
+            run.reattach(server.url, KEY)
+        rows = wait_all_over(server.url, KEY, runs, timeout=600)
+        report["over_after"] = time.monotonic() - killed
+        say(f"all runs over {report['over_after']:.2f} s after the kill")
+        problems, resumed = check_runs(server.url, KEY, url, runs, rows, before, echo, cut)
+        keys = idempotency_keys(echo)
+        report.update(problems=problems, resumed=resumed, keys=len(keys),
+                      keys_max=max(keys.values()) if keys else 0)
+        say(f"{resumed} blocks started again; idempotency keys: {len(keys)}, "
+            f"seen at most {report['keys_max']} times")
+        return report
+    finally:
+        server.kill()
+        if other is not None:
+            other.kill()
+        echo.stop()

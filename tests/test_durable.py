@@ -35,6 +35,18 @@ def owner_of(path, pid):
     return rows[0][0] if rows else None
 
 
+def beats(path, owner, count):
+    """Wait (generously) until `owner`'s heartbeat has been written `count` more times."""
+    seen = [cl.stored(path, "SELECT heartbeat_at FROM process_row WHERE id = ?", (owner,))]
+
+    def more():
+        now = cl.stored(path, "SELECT heartbeat_at FROM process_row WHERE id = ?", (owner,))
+        if now != seen[-1]:
+            seen.append(now)
+        return len(seen) > count
+    return wait_until(more, timeout=60, interval=0.02)
+
+
 def long_sleeper(base, **config):
     status, wf = cl.http(base, "POST", "/api/workflows", {"name": "sleeper"}, KEY)
     status, _ = cl.http(base, "PUT", f"/api/workflows/{wf['id']}/graph", {
@@ -120,9 +132,12 @@ def test_a_second_process_takes_over_a_killed_ones_runs(tmp_path):
         def taken():
             owners = cl.stored(path, f"SELECT owner FROM execution WHERE id IN ({','.join('?' * len(cut))})", cut)
             return {o for (o,) in owners} == {me_b}
-        # Within one heartbeat interval (1 s here) on an idle machine (bench/crash_resume.py
-        # --processes 2 measures it); a loaded one may take longer.
-        assert wait_until(taken, timeout=60, interval=0.02)
+        # Within one heartbeat interval, counted in b's beats rather than wall-clock time: b
+        # queues each heartbeat write, then its look for dead owners, and its writer takes
+        # them in order. The first beat written after the kill is followed by a look that
+        # ran after it (and so sees a dead), committed no later than the next beat.
+        assert beats(path, me_b, 2)
+        assert taken()
         rows = cl.wait_all_over(b.url, KEY, runs)
         assert {r.execution_id: rows[r.execution_id]["output"] for r in runs} == \
             {r.execution_id: r.expected for r in runs}

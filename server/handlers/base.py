@@ -214,10 +214,12 @@ class BaseHandler(tornado.web.RequestHandler):
             key = header[7:].strip()
         if not key:
             raise Unauthorized("missing API key: send Authorization: Bearer <key> or X-API-Key")
-        known, workspace = self.runtime.auth_cache.peek(key)
+        cache = self.runtime.auth_cache
+        known, workspace = cache.peek(key)
         if not known:  # a key not seen within the cache's ttl: one read off the loop
+            since = cache.now()
             workspace = await self.runtime.store.read(key_workspace, key)
-            self.runtime.auth_cache.put(key, workspace)
+            cache.put(key, workspace, since)
         if workspace is None:
             raise Unauthorized("invalid API key")
         return workspace

@@ -32,7 +32,7 @@ class _StreamHandler(BaseHandler):
 
     def open_stream(self) -> RunStream:
         self.sse = RunStream(self, self.runtime.runs, self.settings_.keepalive_interval,
-                             self.runtime.store)
+                             self.runtime.store, self.runtime.followers)
         self.sse.start()
         if self.runtime.metrics is not None:
             self.runtime.metrics.sse_open.inc()
