@@ -64,8 +64,9 @@ class Listener:
         os.write(self._stop_w, b"x")
         if self._thread.is_alive():
             self._thread.join(timeout)
-        for fd in (self._stop_r, self._stop_w):
-            os.close(fd)
+        if not self._thread.is_alive():  # else it may still select on them (stuck connecting)
+            for fd in (self._stop_r, self._stop_w):
+                os.close(fd)
 
     def _connect(self):
         import psycopg2
