@@ -292,9 +292,10 @@ def crash_and_resume(url, count=50, processes=1, nap=12.0, say=print):
     second one already on the database (processes=2) finish them; check everything.
 
     `nap`: seconds of the slow blocks, long enough that no run ends before the
-    last one has started on a loaded machine. Returns a dict: problems (empty: all good), in_flight, finished_before, claimed_after,
-    over_after (seconds after the kill), resumed (blocks started again), keys_max (most
-    times one Idempotency-Key reached the http receiver).
+    last one has started on a loaded machine. Returns a dict: problems (empty:
+    all good), in_flight, finished_before, claimed_after, over_after (seconds
+    after the kill), resumed (blocks started again), keys (how many distinct
+    Idempotency-Keys), keys_max (most times one reached the http receiver).
     """
     echo = EchoServer().start()
     server = serve(url)

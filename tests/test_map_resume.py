@@ -74,4 +74,3 @@ def test_map_resumed_after_kill_does_not_rerun_finished_items(tmp_path):
         assert children(path, eid) == [row if row[1] != 3 else (slow, 3, "cancelled") for row in before]
     finally:
         server.kill()
-
