@@ -59,7 +59,7 @@ class Settings:
     http_per_run: int = 10          # ... and per run
     resume: bool = True     # runs of a stopped server go on (false: they are marked failed)
     max_map_items: int = 10000  # items one map block may run over
-    reattach_poll: float | None = None  # seconds between reads of a run another process owns (None: 1, or 10 with notifications)
+    reattach_poll: float | None = None  # re-attached runs of other processes: seconds between reads
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -177,6 +177,8 @@ MEANINGS = {
     "http_per_run": "outgoing http connections at once per run (0: no limit)",
     "resume": "runs of a stopped server go on (false: they are marked failed)",
     "max_map_items": "most items one map block may run over",
+    "reattach_poll": "seconds between reads of a re-attached run another process owns "
+                     "(default 1, or 10 with PostgreSQL notifications)",
 }
 
 
