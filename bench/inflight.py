@@ -1,22 +1,24 @@
 """P4: thousands of runs in flight, each waiting on a slow local endpoint; RSS and threads.
 
-    python bench/inflight.py [--inflight 5000] [--sample 2000] [--steady 500] [--seconds 30]
+    python bench/inflight.py [--inflight 5000] [--sample 2000] [--steady 200] [--seconds 30]
 
 The server (`run.py`) is a separate process; the slow endpoint (an asyncio
-HTTP server that answers after `--delay` seconds) and the clients live in
-this process, on one event loop. Each run is `starter -> http` against the
-endpoint, started over /execute/stream; a run counts as started when its
-`execution_started` event arrives, and as in flight once its http block's
-request has reached the endpoint. RSS and live threads are read from the
-server's /proc/PID/status. Phases:
+HTTP server) and the clients live in this process, on one event loop. Each
+run is `starter -> http` against the endpoint, started over
+/execute/stream; a run counts as started when its `execution_started`
+event arrives, and as in flight once its http block's request is held by
+the endpoint. RSS and live threads are read from the server's
+/proc/PID/status, its CPU from /proc/PID/stat. Phases:
 
-1. idle: after start-up and a few warm runs;
-2. `--sample` runs at once: RSS and threads once all are waiting;
-3. `--inflight` runs at once: seconds until every one had started, and
-   whether all reached the endpoint and completed without an error;
-4. steady load: `--steady` runs kept in flight for `--seconds` (each
-   replaced as it ends, endpoint delay 0.2 s); RSS each second;
-5. after: RSS once the load has ended, against idle.
+1. idle: after start-up and 20 warm runs;
+2. `--sample` runs at once, each held by the endpoint until all are:
+   RSS and threads then; then all are answered;
+3. `--inflight` runs at once, the same way: seconds until every one had
+   started, whether all were held at once and completed without an error,
+   and the server's CPU per run;
+4. on a fresh server: `--steady` runs kept in flight for `--seconds`
+   (each replaced as it ends, endpoint delay 0.2 s), RSS each second;
+5. RSS once that load has ended, against that server's idle RSS.
 
 Every run is in the default workspace, so the per-workspace cap on outgoing
 connections (ACTORFLOW_HTTP_PER_WORKSPACE, default 50) is raised to the
@@ -126,25 +128,37 @@ def rss(servers):
     return proc_status(servers.procs[0].pid)
 
 
+def cpu_seconds(servers):
+    """The server's user + system CPU seconds so far."""
+    with open(f"/proc/{servers.procs[0].pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def burst(servers, slow, client, count, label):
-    """`count` runs at once: (seconds until all started, RSS/threads once all wait, failures)."""
+    """`count` runs at once, each held at the endpoint until all are: (seconds until all
+    started, RSS/threads once all wait, failures, most held at once, server CPU per run)."""
+    slow.release = asyncio.Event()
+    cpu0 = cpu_seconds(servers)
     t0 = time.monotonic()
     started = []
     tasks = [asyncio.ensure_future(client.run(lambda: started.append(time.monotonic() - t0)))
              for _ in range(count)]
-    # Wait until every request is held by the endpoint (or some runs already failed).
-    deadline = time.monotonic() + slow.delay
-    while slow.waiting < count and time.monotonic() < deadline and not any(t.done() for t in tasks):
-        await asyncio.sleep(0.05)
+    while (len(started) < count or slow.waiting < count) and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.02)
     all_started = max(started) if len(started) == count else float("inf")
     held = slow.waiting
+    per_run = (cpu_seconds(servers) - cpu0) / count
     sample = rss(servers)
+    slow.release.set()
     results = await asyncio.gather(*tasks)
+    slow.release = None
     failures = [r[2] for r in results if not r[0]]
-    print(f"  {label}: {len(started)}/{count} started, last after {max(started or [0]):.2f} s; "
+    print(f"  {label}: {len(started)}/{count} started, the last after {max(started or [0]):.2f} s; "
           f"{held} held at the endpoint at once; RSS {sample[0]:.0f} MiB, {sample[1]} threads; "
-          f"{len(failures)} failed {sorted(set(failures))[:3]}", flush=True)
-    return all_started, sample, failures, held
+          f"server CPU {per_run * 1e3:.2f} ms per run; {len(failures)} failed {sorted(set(failures))[:3]}",
+          flush=True)
+    return all_started, sample, failures, held, per_run
 
 
 async def steady(servers, slow, client, width, seconds):
@@ -172,12 +186,11 @@ def verdict(name, figure, goal, ok):
     return ok
 
 
-async def main_async(args, servers):
-    slow = SlowEndpoint(args.delay)
+async def prepare(servers, slow):
     await slow.start()
     wf = servers.workflow(
         [{"id": "start", "type": "starter"},
-         {"id": "wait", "type": "http", "config": {"url": f"http://127.0.0.1:{slow.port}/", "timeout": 120}}],
+         {"id": "wait", "type": "http", "config": {"url": f"http://127.0.0.1:{slow.port}/", "timeout": 600}}],
         [{"source": "start", "target": "wait"}])
     client = Client(servers.port, wf)
     delay, slow.delay = slow.delay, 0.01
@@ -185,34 +198,47 @@ async def main_async(args, servers):
         ok, _, why = await client.run()
         assert ok, why
     slow.delay = delay
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(3.0)  # the idle tidy-up (server/memory.py) has run
     idle = rss(servers)
     print(f"  idle: RSS {idle[0]:.1f} MiB, {idle[1]} threads", flush=True)
+    return client, idle
+
+
+async def bursts(args, servers):
+    slow = SlowEndpoint(600)
+    client, idle = await prepare(servers, slow)
     out = {"idle": idle}
     out["sample"] = await burst(servers, slow, client, args.sample, f"{args.sample} at once")
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0)
     out["burst"] = await burst(servers, slow, client, args.inflight, f"{args.inflight} at once")
-    await asyncio.sleep(2.0)
-    slow.delay = args.steady_delay
+    await asyncio.sleep(args.settle)
+    out["after"] = rss(servers)
+    print(f"  after the bursts: RSS {out['after'][0]:.1f} MiB", flush=True)
+    slow.server.close()
+    return out
+
+
+async def steady_load(args, servers):
+    slow = SlowEndpoint(args.steady_delay)
+    client, idle = await prepare(servers, slow)
     samples, done, failures = await steady(servers, slow, client, args.steady, args.seconds)
     print(f"  steady: {args.steady} in flight for {args.seconds:g} s, {done} runs, {len(failures)} failed; "
           f"RSS each second {[round(s[0]) for s in samples]}", flush=True)
-    out["steady"] = samples, done, failures
     await asyncio.sleep(args.settle)
-    out["after"] = rss(servers)
+    after = rss(servers)
+    print(f"  after: RSS {after[0]:.1f} MiB", flush=True)
     slow.server.close()
-    return out
+    return {"idle": idle, "steady": (samples, done, failures), "after": after}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inflight", type=int, default=5000, help="runs at once in the big burst (default 5000)")
     parser.add_argument("--sample", type=int, default=2000, help="runs at once for the RSS sample (default 2000)")
-    parser.add_argument("--delay", type=float, default=6.0, help="endpoint delay in the bursts, s (default 6)")
     parser.add_argument("--steady", type=int, default=200, help="runs kept in flight under steady load (default 200)")
     parser.add_argument("--steady-delay", type=float, default=0.2, help="endpoint delay under steady load, s")
     parser.add_argument("--seconds", type=float, default=30.0, help="steady load duration (default 30)")
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds after the load before the last RSS")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after the load before the last RSS")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -223,26 +249,33 @@ def main():
     print(f"P4: server settings {env}; load average {os.getloadavg()[0]:.1f}", flush=True)
     servers = Servers(extra_env=env)
     try:
-        out = asyncio.run(main_async(args, servers))
+        out = asyncio.run(bursts(args, servers))
+    finally:
+        servers.close()
+    print(f"steady load on a fresh server; load average {os.getloadavg()[0]:.1f}", flush=True)
+    servers = Servers(extra_env=env)
+    try:
+        quiet = asyncio.run(steady_load(args, servers))
     finally:
         servers.close()
     idle = out["idle"][0]
     ok = [verdict("P4 idle RSS", f"{idle:.1f} MiB", "<= 60 MiB", idle <= 60)]
-    _, sample, failures, held = out["sample"]
+    _, sample, failures, held, _ = out["sample"]
     ok.append(verdict(f"P4 RSS with {args.sample} in flight", f"{sample[0]:.0f} MiB, {sample[1]} threads",
                       "<= 150 MiB", sample[0] <= 150 and held == args.sample and not failures))
-    took, sample, failures, held = out["burst"]
+    took, sample, failures, held, per_run = out["burst"]
     ok.append(verdict(f"P4 {args.inflight} in flight, all started", f"{took:.2f} s, {held} held, "
                       f"{len(failures)} failed", "<= 2 s, 0 failed",
                       took <= 2 and held == args.inflight and not failures))
-    samples, done, failures = out["steady"]
+    print(f"  (server CPU {per_run * 1e3:.2f} ms per run in that burst; RSS {sample[0]:.0f} MiB, "
+          f"{sample[1]} threads; RSS after the bursts {out['after'][0]:.0f} MiB)")
+    samples, done, failures = quiet["steady"]
     values = [s[0] for s in samples]
-    half = values[len(values) // 2:] or values
-    first, last = statistics.median(values[:len(values) // 2] or values), statistics.median(half)
+    first, last = statistics.median(values[:len(values) // 2] or values), statistics.median(values[len(values) // 2:])
     ok.append(verdict("P4 RSS flat under steady load", f"{first:.0f} -> {last:.0f} MiB, {len(failures)} failed",
                       "<= +10%, 0 failed", last <= first * 1.1 and not failures))
-    after = out["after"][0]
-    ok.append(verdict("P4 RSS back near idle after load", f"{after:.1f} MiB (idle {idle:.1f})",
+    idle, after = quiet["idle"][0], quiet["after"][0]
+    ok.append(verdict("P4 RSS back near idle after steady load", f"{after:.1f} MiB (idle {idle:.1f})",
                       "<= idle + 10%", after <= idle * 1.1))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     sys.exit(0 if all(ok) else 1)
