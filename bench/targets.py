@@ -19,18 +19,14 @@ import asyncio
 import json
 import os
 import re
-import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KEY, Servers, load, median, wait_listening  # noqa: E402
+from common import KEY, Servers, load, median  # noqa: E402
 from bench_execute import chain, three_blocks  # noqa: E402
 from soak import proc_status, webhook_workflow  # noqa: E402
 
@@ -158,9 +154,21 @@ def p3(args):
             status = _post(servers.url + f"/api/webhooks/{hook}", {"i": i}, {"X-Webhook-Secret": secret})
             times.append(time.perf_counter() - t0)
             assert status == 202, status
-        verdict("P3 webhook -> 202 p50", f"{median(times) * 1e3:.2f} ms", "<= 2 ms", median(times) <= 0.002)
+        bare = _bare_p50(servers, 200 * args.repeat)
+        verdict("P3 webhook -> 202 p50", f"{median(times) * 1e3:.2f} ms (bare {bare * 1e3:.2f})", "<= 2 ms",
+                median(times) <= 0.002)
     finally:
         servers.close()
+
+
+def _bare_p50(servers, count):
+    """p50 of the bare handler at one connection, the same way (a new connection per call)."""
+    times = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        _post(servers.bare_url, {"i": i}, {})
+        times.append(time.perf_counter() - t0)
+    return median(times)
 
 
 def _post(url, body, headers):
@@ -176,139 +184,52 @@ def _post(url, body, headers):
 
 # -- P4 ---------------------------------------------------------------------
 
-class SlowEndpoint:
-    """A local HTTP server whose every answer takes `delay` seconds (asyncio, any number at once)."""
-
-    def __init__(self, delay):
-        self.port = _free_port()
-        code = ("import asyncio,sys\n"
-                "async def handle(r, w):\n"
-                "    try:\n"
-                "        while (await r.readline()) not in (b'\\r\\n', b''): pass\n"
-                f"        await asyncio.sleep({delay})\n"
-                "        w.write(b'HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
-                "Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}')\n"
-                "        await w.drain()\n"
-                "    finally:\n"
-                "        w.close()\n"
-                "async def main():\n"
-                f"    s = await asyncio.start_server(handle, '127.0.0.1', {self.port}, backlog=8192)\n"
-                "    await s.serve_forever()\n"
-                "asyncio.run(main())\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code])
-        wait_listening(self.port)
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _in_flight(servers, wf, count, started_at, sample_when=None):
-    """Start `count` streamed runs at once; (seconds until every run had started, RSS/threads sample, failures)."""
-    from tornado.httpclient import AsyncHTTPClient
-    client = AsyncHTTPClient(force_instance=True, max_clients=count)
-    started = []
-    sample = {}
-    failures = []
-
-    async def one():
-        seen = False
-
-        def chunk(data):
-            nonlocal seen
-            if not seen and b"execution_started" in data:
-                seen = True
-                started.append(time.monotonic() - started_at)
-                if sample_when is not None and len(started) == sample_when:
-                    sample["at"] = proc_status(servers.procs[0].pid)
-        resp = await client.fetch(f"{servers.url}/api/workflows/{wf}/execute/stream", method="POST",
-                                  body="{}", headers=AUTH, streaming_callback=chunk,
-                                  request_timeout=600, connect_timeout=120, raise_error=False)
-        if resp.code != 200 or not seen:
-            failures.append(resp.code)
-
-    done = asyncio.gather(*[one() for _ in range(count)])
-    await done
-    client.close()
-    return (max(started) if started else float("inf")), sample.get("at"), failures
-
-
 def p4(args):
-    print(f"P4: {args.inflight} runs in flight, each waiting on a slow local endpoint")
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
-    slow = SlowEndpoint(delay=8)
-    # One workspace holds every run here: lift its fair-share cap on outgoing connections.
-    servers = Servers(extra_env={"ACTORFLOW_HTTP_PER_WORKSPACE": str(args.inflight + 100)})
-    try:
-        idle = proc_status(servers.procs[0].pid)
-        verdict("P4 idle RSS", f"{idle[0]:.0f} MiB", "<= 60 MiB", idle[0] <= 60)
-        wf = servers.workflow(
-            [{"id": "start", "type": "starter"},
-             {"id": "wait", "type": "http", "config": {"url": f"http://127.0.0.1:{slow.port}/", "timeout": 120}}],
-            [{"source": "start", "target": "wait"}])
-        t0 = time.monotonic()
-        took, sample, failures = asyncio.run(_in_flight(servers, wf, 2000, t0, sample_when=2000))
-        if sample:
-            verdict("P4 RSS with 2,000 in flight", f"{sample[0]:.0f} MiB, {sample[1]} threads",
-                    "<= 150 MiB", sample[0] <= 150)
-        t0 = time.monotonic()
-        took, _, failures = asyncio.run(_in_flight(servers, wf, args.inflight, t0))
-        verdict(f"P4 {args.inflight} in flight: all started", f"{took:.2f} s, {len(failures)} failed",
-                "<= 2 s, 0 failed", took <= 2 and not failures)
-        time.sleep(2)
-        after = proc_status(servers.procs[0].pid)
-        verdict("P4 RSS back near idle after load", f"{after[0]:.0f} MiB (idle {idle[0]:.0f})",
-                "<= idle + 10%", after[0] <= idle[0] * 1.1)
-    finally:
-        servers.close()
-        slow.close()
+    """bench/inflight.py, which holds thousands of runs at a slow endpoint; its verdicts are copied here."""
+    print(f"P4: {args.inflight} runs in flight, each waiting on a slow local endpoint (bench/inflight.py)")
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "inflight.py"),
+           "--inflight", str(args.inflight)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600).stdout
+    for line in out.splitlines():
+        print(line, flush=True)
+        found = re.match(r"\s+(P4 .+?)\s{2,}(.+?)\s+goal (.+?)\s{2,}(PASS|MISS)$", line)
+        if found:
+            results.append((found.group(1), found.group(2), found.group(3), found.group(4) == "PASS"))
 
 
 # -- P5 ---------------------------------------------------------------------
 
-class TimedProvider:
-    """An OpenAI-compatible streaming endpoint that notes when it wrote each token."""
+def timed_provider(tokens, gap):
+    """The repository's OpenAI-compatible test server (tests/openai_server.py), noting when each token left."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests import openai_server
+    provider = openai_server.FakeOpenAI()
+    provider.sent = []
+    handler = provider._httpd.RequestHandlerClass
 
-    def __init__(self, tokens, gap):
-        sent = self.sent = []
+    class Timed(handler):
+        def setup(self):
+            super().setup()
+            wfile, sent = self.wfile, provider.sent
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            class Flushed:
+                def write(self, data):
+                    self.last = data
+                    return wfile.write(data)
 
-            def log_message(self, *a):
-                pass
+                def flush(self):
+                    wfile.flush()
+                    if b'"content": "t' in getattr(self, "last", b""):
+                        sent.append(time.monotonic())
 
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for i in range(tokens):
-                    time.sleep(gap)
-                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                             "choices": [{"index": 0, "delta": {"content": f"t{i} "}, "finish_reason": None}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                    sent.append(time.monotonic())
-                done = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
-                self.wfile.flush()
+                def __getattr__(self, name):
+                    return getattr(wfile, name)
+            self.wfile = Flushed()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+    provider._httpd.RequestHandlerClass = Timed
+    provider.script_tokens = lambda: provider.script(
+        openai_server.text("", delay=gap, tokens=[f"t{i} " for i in range(tokens)]))
+    return provider.start()
 
 
 def _sse(url, body):
@@ -333,7 +254,7 @@ def _sse(url, body):
 
 def p5(args):
     print("P5: SSE first event, and what a streamed LLM token adds")
-    provider = TimedProvider(tokens=20, gap=0.02)
+    provider = timed_provider(tokens=20, gap=0.02)
     servers = Servers(extra_env={"ACTORFLOW_LLM_BASE_URL": provider.url, "ACTORFLOW_LLM_API_KEY": "x",
                                  "ACTORFLOW_LLM_MODEL": "m"})
     try:
@@ -345,14 +266,16 @@ def p5(args):
             for at, event in _sse(url, {"variables": {"n": 9}}):
                 firsts.append(at - t0)
                 break
-        verdict("P5 request -> first SSE event p50", f"{median(firsts) * 1e3:.2f} ms", "<= 2 ms",
-                median(firsts) <= 0.002)
+        bare = _bare_p50(servers, 100 * args.repeat)
+        verdict("P5 request -> first SSE event p50", f"{median(firsts) * 1e3:.2f} ms (bare {bare * 1e3:.2f})",
+                "<= 2 ms", median(firsts) <= 0.002)
         llm = servers.workflow([{"id": "start", "type": "starter"},
                                 {"id": "ask", "type": "llm", "config": {"prompt": "hi"}}],
                                [{"source": "start", "target": "ask"}])
         added = []
         for _ in range(args.repeat):
             provider.sent.clear()
+            provider.script_tokens()
             arrivals = [at for at, e in _sse(f"{servers.url}/api/workflows/{llm}/execute/stream", {})
                         if e["type"] == "block_chunk"]
             added += [a - s for a, s in zip(arrivals, provider.sent)]
@@ -360,7 +283,7 @@ def p5(args):
                 median(added) <= 0.001)
     finally:
         servers.close()
-        provider.close()
+        provider.stop()
 
 
 # -- code block -------------------------------------------------------------
