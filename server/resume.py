@@ -16,46 +16,54 @@ from models.base import utcnow
 log = logging.getLogger(__name__)
 
 
-class Recovery:
-    def __init__(self, runtime):
-        self.runtime = runtime
+def claim_at_start(db, owner, stale_after, resume):
+    """Before the writer runs, on this thread's connection: the orphans' runs to start here.
 
-    def at_start(self):
-        """On the loop, before the writer runs: resolve orphans at once, on this thread's connection."""
-        rt = self.runtime
-        with rt.db.atomic():
-            if not rt.settings.resume:
-                _report_failed(processes.resolve_orphans(rt.owner, rt.stale_after()), None)
-                return []
-            return processes.claim_orphans(rt.owner, rt.stale_after())
+    With resume off they are marked failed at once and nothing is returned.
+    """
+    with db.atomic():
+        if not resume:
+            _report_failed(processes.resolve_orphans(owner, stale_after), None)
+            return []
+        return processes.claim_orphans(owner, stale_after)
+
+
+class Recovery:
+    """Claims (or fails) orphaned runs at each heartbeat and starts the claimed ones here."""
+
+    def __init__(self, writer, bridge, runs, owner, stale_after, resume):
+        self._writer = writer
+        self._bridge = bridge
+        self._runs = runs
+        self._owner = owner
+        self._stale_after = stale_after
+        self._resume = resume
 
     def check(self):
         """Queue one look for orphaned runs. Safe from any thread."""
-        rt = self.runtime
-        stale = rt.stale_after()
-        if not rt.settings.resume:
-            rt.writer.submit(processes.resolve_orphans, (rt.owner, stale), _report_failed)
-        elif rt.runs.accepting:
-            rt.writer.submit(processes.claim_orphans, (rt.owner, stale), self._claimed)
+        args = (self._owner, self._stale_after)
+        if not self._resume:
+            self._writer.submit(processes.resolve_orphans, args, _report_failed)
+        elif self._runs.accepting:
+            self._writer.submit(processes.claim_orphans, args, self._claimed)
 
     def _claimed(self, claimed, error):
         # On the writer thread, after the claims committed.
         if error is not None:
             log.error("could not claim runs of stopped servers: %s", error)
         elif claimed:
-            self.runtime.bridge.call(self.start, claimed)
+            self._bridge.call(self.start, claimed)
 
     def start(self, claimed):
         """On the loop: start claimed runs from their restored state, as new runs start."""
-        rt = self.runtime
         now = utcnow()
         for stored in claimed:
             execution_id = stored["run"]["id"]
             try:
-                rt.runs.start(plan_resume(stored, now))
+                self._runs.start(plan_resume(stored, now))
             except Exception:
                 log.exception("could not resume run %s; marking it failed", execution_id)
-                rt.writer.submit(processes.fail_runs, ([execution_id],))
+                self._writer.submit(processes.fail_runs, ([execution_id],))
         if claimed:
             log.warning("resumed %d runs of stopped servers", len(claimed))
 

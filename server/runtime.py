@@ -20,7 +20,7 @@ from .auth import AuthCache
 from .bridge import Bridge
 from .followers import Followers
 from .ratelimit import FailureLimiter
-from .resume import Recovery
+from .resume import Recovery, claim_at_start
 from .execution_start import RunStarter
 from .memory import Housekeeper
 from .runs import Runs
@@ -47,9 +47,8 @@ class Runtime:
         migrate()
         self.owner = new_id()
         processes.register(self.owner)
-        self.recovery = Recovery(self)
         # Runs of servers that stopped before this one started: claimed now, started once we listen.
-        self._orphans = self.recovery.at_start()
+        self._orphans = claim_at_start(self.db, self.owner, self.stale_after(), settings.resume)
         self.bridge = Bridge(io_loop)
         self.writer = Writer(self.db, self.bridge)
         self.writer.start()
@@ -72,6 +71,8 @@ class Runtime:
                              settings=settings, owner=self.owner, services=self.services)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
         self.runs.on_idle = Housekeeper(io_loop, lambda: not self.runs.live).idle
+        self.recovery = Recovery(self.writer, self.bridge, self.runs, self.owner, self.stale_after(),
+                                 settings.resume)
         self.starter = RunStarter(self.store, self.runs)
         self.services["subrun"] = SubRuns(self.bridge, self.starter, self.runs, self.store.read,
                                           settings.max_depth, settings.execute_timeout)
@@ -79,7 +80,8 @@ class Runtime:
         if settings.metrics or settings.metrics_address:
             self._start_metrics()
         self._beat = self.timers.call_later(settings.heartbeat_interval, self._heartbeat)
-        self.scheduler = Scheduler(self, settings.schedule_interval)
+        self.scheduler = Scheduler(self.writer, self.starter, self.runs, settings.execute_timeout,
+                                   settings.schedule_interval)
         self.scheduler.start()
         self.closed = False
         self.in_flight = 0

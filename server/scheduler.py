@@ -40,8 +40,11 @@ def claim_due(now, late_after):
 class Scheduler:
     """Periodic passes over the schedule blocks of deployed workflows."""
 
-    def __init__(self, runtime, interval, late_after=None):
-        self._runtime = runtime
+    def __init__(self, writer, starter, runs, execute_timeout, interval, late_after=None):
+        self._writer = writer
+        self._starter = starter
+        self._runs = runs
+        self._execute_timeout = execute_timeout
         self._interval = interval
         # A tick more than this late was missed (the server was down), not merely slow.
         self._late_after = late_after if late_after is not None else max(60.0, 3 * interval)
@@ -57,7 +60,7 @@ class Scheduler:
             self._periodic.stop()
 
     async def _pass(self):
-        if self._busy or not self._runtime.runs.accepting:
+        if self._busy or not self._runs.accepting:
             return  # a slow pass is not stacked on another
         self._busy = True
         try:
@@ -70,15 +73,15 @@ class Scheduler:
     async def run_due(self, now=None):
         """Claim and start what is owed at `now` (default: the clock). Returns the runs started."""
         now = now or utcnow()
-        owed = await self._runtime.writer.call(claim_due, now, self._late_after)
+        owed = await self._writer.call(claim_due, now, self._late_after)
         runs = []
         for row, tick in owed:
             ref = WorkflowRef(id=row["workflow_id"], workspace=row["workspace"], version=row["version"])
             payload = {"tick": iso(tick), "timezone": row["config"].get("timezone", "UTC")}
             try:
-                runs.append(await self._runtime.starter.start(
+                runs.append(await self._starter.start(
                     ref, row["config"].get("variables") or {}, "schedule",
-                    self._runtime.settings.execute_timeout, webhook_block=row["block_id"],
+                    self._execute_timeout, webhook_block=row["block_id"],
                     trigger_payload=payload))
             except Exception as exc:  # e.g. shutting down: this tick is claimed, and lost
                 log.error("schedule %s/%s could not start its run for %s: %s",
