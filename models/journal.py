@@ -13,7 +13,7 @@ from .base import database, storable_json
 from .execution import BlockLog, Execution, ExecutionEvent
 from .notify import runs_changed
 
-_sql_cache = {}
+_sql_cache = {}    # statements by shape and by the database's parameter style
 
 
 def _quote(name):
@@ -22,10 +22,10 @@ def _quote(name):
 
 
 def _insert_sql(model, names):
-    key = ("insert", model, names)
+    p = database.param
+    key = ("insert", model, names, p)
     sql = _sql_cache.get(key)
     if sql is None:
-        p = database.param
         cols = ", ".join(_quote(model._meta.fields[n].column_name) for n in names)
         sql = (f"INSERT INTO {_quote(model._meta.table_name)} ({cols}) "
                f"VALUES ({', '.join([p] * len(names))})")
@@ -34,10 +34,10 @@ def _insert_sql(model, names):
 
 
 def _update_sql(model, names, where):
-    key = ("update", model, names, where)
+    p = database.param
+    key = ("update", model, names, where, p)
     sql = _sql_cache.get(key)
     if sql is None:
-        p = database.param
         sets = ", ".join(f"{_quote(model._meta.fields[n].column_name)} = {p}" for n in names)
         cond = " AND ".join(f"{_quote(model._meta.fields[n].column_name)} = {p}" for n in where)
         sql = f"UPDATE {_quote(model._meta.table_name)} SET {sets} WHERE {cond}"
