@@ -708,10 +708,12 @@ def test_used_children_are_cleaned_up_while_blocks_keep_coming(pool):
         assert run(pool, "return 1").value == 1
         with pool._cond:
             backlog.append(len(pool._trash))
-    # Without cleanups between refills the backlog only grows (to 40); how far
-    # it gets before a cleanup depends on the machine's load, so ask only that
-    # it shrank while blocks kept coming and never held most of them.
-    assert any(later < earlier for earlier, later in zip(backlog, backlog[1:])), backlog
+    # Without cleanups between refills the backlog only grows (to 40). How far
+    # it gets before a cleanup depends on the machine's load: ask that it stayed
+    # small (an idle machine keeps up) or shrank while blocks kept coming, and
+    # never held most of them.
+    shrank = any(later < earlier for earlier, later in zip(backlog, backlog[1:]))
+    assert max(backlog) <= pool.size + 2 or shrank, backlog
     assert max(backlog) <= 20, backlog
 
 
