@@ -4,8 +4,9 @@ Checks, in the contract's order: unknown webhook id 404, body too large 413,
 bad or missing secret 401 (429 once a webhook id has had too many failures
 within a minute), then the arm: not deployed, not armed, expired or already
 used 409. Only the last step changes anything: one conditional UPDATE
-(`consume_arm`, on the writer thread) whose row count picks the single
-accepted call, across threads and processes.
+(`take_arm`, on the writer thread) whose row count picks the single
+accepted call, across threads and processes; the same job reads the webhook
+again, so the run starts from the graph as it is at that commit.
 """
 
 import hashlib
@@ -58,8 +59,8 @@ class WebhookHandler(BaseHandler):
             self.runtime.metrics.webhook_answered(self.get_status())
 
     async def post(self, webhook_id):
-        wf, block = self.found
-        if not authentic(self.request, block.config.get("webhook_secret")):
+        hook = self.found
+        if not authentic(self.request, hook.secret):
             verdict = self.runtime.webhook_limiter.fail(webhook_id)
             if verdict.throttled:
                 await self._too_many(webhook_id, verdict)
@@ -74,26 +75,25 @@ class WebhookHandler(BaseHandler):
         if not self.runtime.runs.accepting:
             raise ShuttingDown("server is shutting down")
 
-        if not await self.runtime.writer.call(wf_model.consume_arm, wf.pk):
-            raise Conflict(why_not_armed(await self.runtime.store.read(reads.arm_state, wf.pk)))
+        taken = await self.runtime.writer.call(wf_model.take_arm, hook.pk, webhook_id)
+        if taken is False:
+            raise Conflict(why_not_armed(await self.runtime.store.read(reads.arm_state, hook.pk)))
 
-        # Ours. Read again what may have changed while we waited for the writer
-        # (a graph save, a delete), so the run starts from the graph as it is now.
-        armed_until = wf.armed_until
+        # Ours. `taken` is the webhook as it was when the arm was taken (after a
+        # graph save or a delete meanwhile), so the run starts from that graph.
+        armed_until = hook.armed_until
         try:
-            found = await self.runtime.store.read(wf_model.find_webhook, webhook_id)
-            if found is None or found[0].pk != wf.pk:
+            if taken is None or taken.pk != hook.pk:
                 raise NotFound("webhook not found")
-            wf, block = found
             body = payload["body"]
             variables = body if isinstance(body, dict) else {}
-            run = await self.runtime.starter.start(wf, variables, "webhook", self.settings_.execute_timeout,
-                                                   webhook_block=block.block_id, trigger_payload=payload,
+            run = await self.runtime.starter.start(taken, variables, "webhook", self.settings_.execute_timeout,
+                                                   webhook_block=taken.block_id, trigger_payload=payload,
                                                    depth=depth)
         except Exception:
             # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
             if armed_until is not None:
-                await self.runtime.writer.call(wf_model.restore_arm, wf.pk, armed_until)
+                await self.runtime.writer.call(wf_model.restore_arm, hook.pk, armed_until)
             raise
         timeout = self.settings_.execute_timeout
         try:
@@ -102,7 +102,7 @@ class WebhookHandler(BaseHandler):
             # The run could not be stored, so the call was not accepted: the arm
             # comes back as soon as the store takes writes again.
             if armed_until is not None:
-                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (wf.pk, armed_until))
+                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (hook.pk, armed_until))
             raise
 
         if not wait:
@@ -150,7 +150,7 @@ def why_not_armed(state):
             "arm the workflow again")
 
 
-def authentic(request, secret) -> bool:
+def authentic(request, secret: str | None) -> bool:
     """Does the call carry the block's secret, or a valid HMAC-SHA256 of its body?
 
     Either header suffices; both are compared in constant time.
