@@ -91,8 +91,10 @@ class Guard:
             self._socks = []
         if self._timer is not None:
             self._timer.cancel()
-        self._unhook()
-        _local.guard = self._previous
+        # The unhook holds our bound method: drop it, so no cycle outlives the request.
+        unhook, self._unhook, self._timer = self._unhook, None, None
+        unhook()
+        _local.guard, self._previous = self._previous, None
         return False
 
     def _cancelled(self):
@@ -412,7 +414,10 @@ def _open(client, policy, guard, late, method, url, headers, content, timeout, r
             error = exc
             if guard.fired:
                 break
-    raise error
+    try:
+        raise error
+    finally:
+        error = None  # its traceback holds this frame: no cycle through the local
 
 
 def _resolve(host, port, guard, late):

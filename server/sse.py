@@ -93,7 +93,6 @@ class RunStream:
         self.dropped = False
         self.wake = asyncio.Event()
         self.last_write = time.monotonic()
-        self._listener = self.push
 
     # -- what to send (all synchronous, on the loop) --------------------------
 
@@ -125,7 +124,7 @@ class RunStream:
             self.complete = True
             return
         self.run = run
-        run.listeners.add(self._listener)
+        run.listeners.add(self.push)
 
     def follow_stored(self, execution_id, after=0):
         """Replay the stored events (no chunks) and follow new ones until the run ends."""
@@ -185,7 +184,7 @@ class RunStream:
 
     def _unsubscribe(self):
         if self.run is not None:
-            self.run.listeners.discard(self._listener)
+            self.run.listeners.discard(self.push)  # an equal bound method
             self.run = None
         self._unfollow()
 

@@ -53,6 +53,8 @@ class _StreamHandler(BaseHandler):
         if self.sse is not None and self.runtime.metrics is not None and not getattr(self, "_gone", False):
             self._gone = True
             self.runtime.metrics.sse_open.dec()
+        # The stream points back at us: let go, so both are freed as soon as the request is.
+        self.sse = None
 
 
 class ExecuteStreamHandler(_StreamHandler):

@@ -1,0 +1,73 @@
+"""A finished run's objects are freed by reference counting, not left for the collector.
+
+Thousands of runs in flight make every collector pass long, and what only the
+collector frees stays in memory until a pass comes (server/memory.py). So a
+run that has ended, over /execute or /execute/stream, with an http block that
+succeeded or failed, must leave no reference cycle made of our objects or of
+the server side of its HTTP request.
+"""
+
+import gc
+
+import pykka
+import pytest
+
+from tests.helpers import START, edge, wait_for
+from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (echo: a fixture)
+from tests.sse_client import SSEClient
+
+# The server side of a request: none of these may be left in a cycle.
+SERVER_TYPES = ("HTTPServerRequest", "HTTP1ServerConnection")
+
+
+def ours(obj):
+    kind = type(obj)
+    return kind.__module__.split(".")[0] in ("actors", "server", "models") or kind.__name__ in SERVER_TYPES
+
+
+def cyclic_garbage():
+    """What the collector would free now, as type names (the objects themselves are let go)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = [f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage if ours(o)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
+async def quiet(server):
+    """No live run, no actor: every run has ended and every actor thread let go."""
+    await wait_for(lambda: not server.runtime.runs.live and not pykka.ActorRegistry.get_all(), 15)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_finished_runs_leave_no_reference_cycles(api, server, echo):  # noqa: F811
+    ok = await api.workflow([START, {"id": "call", "type": "http", "config": {"url": echo.url + "/echo"}}],
+                            [edge("start", "call")])
+    refused = await api.workflow([START, {"id": "call", "type": "http",
+                                          "config": {"url": closed_port_url() + "/x"}}],
+                                 [edge("start", "call")])
+    # Warm up first: caches and the first use of each path may keep objects for good.
+    for wf in (ok, refused):
+        await api.execute(wf)
+    await quiet(server)
+    cyclic_garbage()
+    gc.disable()
+    try:
+        for _ in range(3):
+            status, body = await api.execute(ok)
+            assert status == 200 and body["status"] == "completed", body
+            status, body = await api.execute(refused)
+            assert body.get("error_code") == "EXECUTION_FAILED", body
+            client = await SSEClient.open(server.port, "POST", f"/api/workflows/{ok}/execute/stream", body={})
+            events = await client.until_end()
+            client.close()
+            assert events[-1]["data"]["type"] == "execution_completed", events[-1]
+        await quiet(server)
+        await wait_for(lambda: server.runtime.in_flight == 0, 10)  # every answer has gone out
+        left = cyclic_garbage()
+    finally:
+        gc.enable()
+    assert left == [], sorted(set(left))
