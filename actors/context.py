@@ -6,6 +6,7 @@ import threading
 import time
 
 from actors.errors import BlockError
+from .flags import Flag
 
 
 class BlockCancelled(BlockError):
@@ -43,20 +44,21 @@ class _Own:
         return value
 
 
-class CancelFlag(threading.Event):
-    """A block's `cancelled` event that also calls back when set.
+class CancelFlag(Flag):
+    """A block's `cancelled` event (set once) that also calls back when set.
 
     A waiter that is not a thread of its own (a guarded HTTP request) hears
     of the cancel at once, without polling the event.
     """
 
+    __slots__ = ("_calls",)
+
     def __init__(self):
         super().__init__()
         self._calls = []          # None once set
-        self._calls_lock = threading.Lock()
 
     def set(self):
-        with self._calls_lock:
+        with _calls_lock:
             super().set()
             calls, self._calls = self._calls, None
         for fn in calls or ():
@@ -64,7 +66,7 @@ class CancelFlag(threading.Event):
 
     def on_set(self, fn):
         """Call `fn()` once when set (now, if it is). Returns a function that drops the call."""
-        with self._calls_lock:
+        with _calls_lock:
             if self._calls is not None:
                 self._calls.append(fn)
                 return lambda: self._drop(fn)
@@ -72,9 +74,13 @@ class CancelFlag(threading.Event):
         return _nothing
 
     def _drop(self, fn):
-        with self._calls_lock:
+        with _calls_lock:
             if self._calls is not None and fn in self._calls:
                 self._calls.remove(fn)
+
+
+# One lock for every flag's calls: each holds it for a list operation only.
+_calls_lock = threading.Lock()
 
 
 def _nothing():

@@ -328,7 +328,7 @@ class Coordinator(EngineActor):
                        "block_id": block_id, "duration_ms": duration}
         if self.timer is not None:
             self.timer.cancel()
-        _stop_quietly(self.actor_ref)
+        _stop_quietly(self)
 
     # -- plumbing ------------------------------------------------------------
 
@@ -414,8 +414,9 @@ def _ms(seconds):
     return int(round(seconds * 1000))
 
 
-def _stop_quietly(ref):
+def _stop_quietly(actor):
+    # A plain tell: `ref.stop(block=False)` would also make two futures nobody reads.
     try:
-        ref.stop(block=False)
+        actor.stop()
     except pykka.ActorDeadError:
         pass

@@ -26,6 +26,7 @@ import threading
 
 import pykka
 
+from .flags import Flag
 from .messages import Idle
 
 _NO_HANDSHAKE = sys.version_info[:2] in ((3, 11), (3, 12)) and hasattr(threading, "_limbo")
@@ -129,9 +130,14 @@ with pykka.ActorRegistry._actor_refs_lock:
 
 
 class EngineActor(pykka.ThreadingActor):
-    """A pykka ThreadingActor on a daemon thread, with a cheaper inbox and start."""
+    """A pykka ThreadingActor on a daemon thread, with a cheaper inbox, start and stop flag."""
 
     use_daemon_thread = True  # a stuck block must never keep the process alive
+
+    def __init__(self):
+        super().__init__()
+        # pykka only sets and reads `actor_stopped` (ref.is_alive, its loop): a Flag does.
+        self.actor_stopped = self.actor_ref.actor_stopped = Flag()
 
     @staticmethod
     def _create_actor_inbox():
