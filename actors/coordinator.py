@@ -105,20 +105,14 @@ class Coordinator(EngineActor):
 
     def _begin(self):
         plan = self.plan
-        self.ops.append(("run", {
-            "id": plan.execution_id, "workflow": plan.workflow_id, "workspace": plan.workspace,
-            "status": "running", "trigger": plan.trigger, "variables": plan.variables,
-            "output": None, "error": None, "error_block": None, "owner": self.engine.owner,
-            "started_at": utcnow(), "finished_at": None, "duration_ms": None,
-            "graph_version": plan.graph_version, "timeout": plan.timeout,
-            "trigger_payload": plan.trigger_payload,
-            "parent_execution_id": plan.parent.execution_id if plan.parent else None,
-            "parent_block_id": plan.parent.block_id if plan.parent else None,
-            "parent_index": plan.parent.index if plan.parent else None,
-            "depth": plan.depth,
-        }))
-        self._event({"type": "execution_started", "execution_id": plan.execution_id,
-                     "workflow_id": plan.workflow_id})
+        if plan.start_stored:
+            # Stored with the call that started it: published with the first batch only.
+            self._event(started_event(plan), persist=False)
+        else:
+            ops, (self.seq, event, text) = first_writes(plan, self.engine.owner)
+            self.ops.extend(ops)
+            self.events.append((self.seq, event, text))
+            self.held_since = time.monotonic()
         return dag.start(self.state, plan.entries)
 
     def _resume(self, resume):
@@ -358,6 +352,34 @@ class Coordinator(EngineActor):
         self.ops, self.events, self.result = [], [], None
         self.held_since = None
         self.writes.flush(ops, events, result)
+
+
+def started_event(plan):
+    return {"type": "execution_started", "execution_id": plan.execution_id,
+            "workflow_id": plan.workflow_id}
+
+
+def first_writes(plan, owner):
+    """A new run's first writes, as journal ops: its row and its execution_started event.
+
+    Returns (ops, (seq, event, text)), the event as the coordinator publishes it.
+    """
+    row = {
+        "id": plan.execution_id, "workflow": plan.workflow_id, "workspace": plan.workspace,
+        "status": "running", "trigger": plan.trigger, "variables": plan.variables,
+        "output": None, "error": None, "error_block": None, "owner": owner,
+        "started_at": utcnow(), "finished_at": None, "duration_ms": None,
+        "graph_version": plan.graph_version, "timeout": plan.timeout,
+        "trigger_payload": plan.trigger_payload,
+        "parent_execution_id": plan.parent.execution_id if plan.parent else None,
+        "parent_block_id": plan.parent.block_id if plan.parent else None,
+        "parent_index": plan.parent.index if plan.parent else None,
+        "depth": plan.depth,
+    }
+    event = started_event(plan)
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    ops = [("run", row), ("event", {"execution": plan.execution_id, "seq": 1, "data": text})]
+    return ops, (1, event, text)
 
 
 def _starter(message, on_exit, coordinator, *actor_args):

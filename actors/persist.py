@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 STORAGE_CODE = "STORAGE_UNAVAILABLE"
 
 
+def fail_unstarted(writer, execution_id, reason):
+    """A stored run that never got a coordinator: end it `failed` with `reason` once the store takes it."""
+    event = end_event(execution_id, "failed", error=reason, duration_ms=0)
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    writer.submit_until_stored(fail_run, (execution_id, None, reason, 2, text, utcnow(), 0))
+
+
 class RunWriter:
     def __init__(self, engine, execution_id, coordinator, publish, seq=0):
         self.engine = engine

@@ -37,6 +37,9 @@ class RunPlan:
     graph_version: int | None = None
     resume: Resume | None = None    # set when the run goes on after its server stopped
     parent: "Parent | None" = None  # set for sub-runs of workflow and map blocks
+    # Its row and execution_started event are committed already (a webhook call
+    # stores them in the transaction that takes the arm; see coordinator.first_writes).
+    start_stored: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Parent:
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
              timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0,
-             graph_version=None, parent=None) -> RunPlan:
+             graph_version=None, parent=None, start_stored=False) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -63,7 +66,7 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
                    trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth,
-                   graph_version=graph_version, parent=parent)
+                   graph_version=graph_version, parent=parent, start_stored=start_stored)
 
 
 def plan_resume(stored, now) -> RunPlan:

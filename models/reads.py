@@ -81,12 +81,6 @@ def stored_poll(execution_id: str, after: int, limit: int):
     return [], status, ex.last_event(execution_id), ex.end_row(execution_id)
 
 
-def arm_state(workflow_pk: int):
-    """(deployed, armed_until) of a workflow, or None when it is gone."""
-    row = wf.Workflow.get_or_none(wf.Workflow.pk == workflow_pk)
-    return None if row is None else (bool(row.deployed), row.armed_until)
-
-
 def child_run_of(parent_execution_id: str, parent_block_id: str, index):
     """{id, status, output, error} of the best sub-run a block item started (see execution.child_run), or None."""
     row = ex.child_run(parent_execution_id, parent_block_id, index)

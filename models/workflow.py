@@ -6,6 +6,7 @@ import peewee
 
 from models.errors import NotFound, WorkflowNotFound, ValidationError
 from .base import BaseModel, JSONField, iso, new_id, new_token, utcnow
+from .journal import apply as apply_journal
 from .journal import insert_rows
 
 
@@ -259,6 +260,7 @@ class WebhookRef(typing.NamedTuple):
     id: str              # the workflow's
     workspace: str
     version: int         # the workflow's graph version
+    deployed: bool
     armed_until: typing.Any  # naive UTC datetime, or None
     block_id: str
     secret: str | None
@@ -268,7 +270,7 @@ class WebhookRef(typing.NamedTuple):
 # building was 0.3 ms of a 2 ms call; the statements themselves take µs).
 def _webhook_sql():
     from .base import database
-    return (f"SELECT w.pk, w.id, w.workspace, w.version, w.armed_until, b.block_id, b.config "
+    return (f"SELECT w.pk, w.id, w.workspace, w.version, w.deployed, w.armed_until, b.block_id, b.config "
             f"FROM block b JOIN workflow w ON w.id = b.workflow "
             f"WHERE b.webhook_id = {database.param} AND b.type = 'webhook'")
 
@@ -279,35 +281,43 @@ def find_webhook(webhook_id: str) -> WebhookRef | None:
     row = database.execute_sql(_webhook_sql(), (webhook_id,)).fetchone()
     if row is None:
         return None
-    pk, wf_id, workspace, version, armed_until, block_id, config = row
+    pk, wf_id, workspace, version, deployed, armed_until, block_id, config = row
     secret = Block.config.python_value(config).get("webhook_secret")
-    return WebhookRef(pk, wf_id, workspace, version, Workflow.armed_until.python_value(armed_until),
-                      block_id, secret if isinstance(secret, str) else None)
+    return WebhookRef(pk, wf_id, workspace, version, bool(deployed),
+                      Workflow.armed_until.python_value(armed_until), block_id,
+                      secret if isinstance(secret, str) else None)
 
 
-def consume_arm(workflow_pk: int) -> bool:
-    """Disarm if armed, deployed and not expired, in one conditional UPDATE.
+def consume_arm(workflow_pk: int, version: int) -> bool:
+    """Disarm if armed, deployed, not expired and still at graph `version`, in one conditional UPDATE.
 
     The row count decides the single winner, across threads and processes.
     """
     from .base import database
     p = database.param
     cursor = database.execute_sql(
-        f"UPDATE workflow SET armed_until = NULL WHERE pk = {p} AND deployed = {p} "
+        f"UPDATE workflow SET armed_until = NULL WHERE pk = {p} AND version = {p} AND deployed = {p} "
         f"AND armed_until IS NOT NULL AND armed_until > {p}",
-        (workflow_pk, True, Workflow.armed_until.db_value(utcnow())))
+        (workflow_pk, version, True, Workflow.armed_until.db_value(utcnow())))
     return cursor.rowcount == 1
 
 
-def take_arm(workflow_pk: int, webhook_id: str):
-    """Writer job: consume the workflow's arm, and read the webhook as it is now.
+def take_arm(workflow_pk: int, version: int, ops) -> bool:
+    """Writer job: consume the arm and store the run it starts (`ops`, journal ops) together.
 
-    False when the arm was not there to take; else the webhook's WebhookRef
-    read in the same transaction (None when it is gone).
+    False, with nothing stored, when the arm was not there to take or the
+    graph is no longer at `version`. One transaction: a store that refuses
+    the run's writes keeps the arm as it was.
     """
-    if not consume_arm(workflow_pk):
+    if not consume_arm(workflow_pk, version):
         return False
-    return find_webhook(webhook_id)
+    apply_journal(ops)
+    return True
+
+
+def armed(hook: WebhookRef) -> bool:
+    """Would a call take this webhook's arm now (deployed, armed, window open)?"""
+    return hook.deployed and hook.armed_until is not None and hook.armed_until > utcnow()
 
 
 def restore_arm(workflow_pk: int, until):

@@ -99,15 +99,20 @@ class RunStarter:
 
         Raises ValidationError before any run exists.
         """
+        return self.runs.start(await self.plan(wf, variables, trigger, timeout, webhook_block,
+                                               trigger_payload, depth, parent))
+
+    async def plan(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
+                   depth=0, parent=None, start_stored=False):
+        """The RunPlan `start` would start (see plan.plan_run). Raises ValidationError, ShuttingDown."""
         blocks, edges, graph = await self.graphs.get(wf.id, wf.version)
         if not self.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
             raise ShuttingDown("server is shutting down")
-        plan = plan_run(execution_id=self.runs.new_execution_id(), workflow_id=wf.id,
+        return plan_run(execution_id=self.runs.new_execution_id(), workflow_id=wf.id,
                         workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                         trigger=trigger, timeout=timeout, webhook_block=webhook_block,
                         trigger_payload=trigger_payload, graph=graph, depth=depth,
-                        graph_version=wf.version, parent=parent)
-        return self.runs.start(plan)
+                        graph_version=wf.version, parent=parent, start_stored=start_stored)
 
 
 def sync_answer(run, result):

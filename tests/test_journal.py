@@ -110,3 +110,28 @@ def test_fail_run_stores_a_run_whose_first_row_never_landed(path):
                                 '{"type":"error"}', now, 10)
     assert rows(path, "SELECT status, error FROM execution WHERE id = 'e9'") == [("failed", "refused")]
     assert "\ufffd" in rows(path, "SELECT variables FROM execution WHERE id = 'e9'")[0][0]
+
+
+def test_take_arm_stores_the_run_with_the_arm_taken_or_neither(path):
+    from models.base import utcnow
+    from models.workflow import Workflow, take_arm
+    later = utcnow() + datetime.timedelta(minutes=10)
+    wf = Workflow.create(id="wf", workspace="ws", name="hooked", deployed=True, armed_until=later, version=3)
+
+    def take(eid, version):
+        with database.atomic():
+            return take_arm(wf.pk, version, [("run", run_row(eid, trigger="webhook")),
+                                             event(eid, 1, '{"type":"execution_started"}')])
+
+    assert take("old", 2) is False  # the graph was saved since the call looked: nothing taken
+    assert rows(path, "SELECT armed_until IS NOT NULL FROM workflow") == [(1,)]
+    assert take("e1", 3) is True
+    assert take("e2", 3) is False  # one call per arming
+    assert rows(path, "SELECT armed_until FROM workflow") == [(None,)]
+    assert rows(path, "SELECT id FROM execution") == [("e1",)]
+    assert rows(path, "SELECT execution, seq FROM execution_event") == [("e1", 1)]
+    Workflow.update(armed_until=utcnow() - datetime.timedelta(seconds=1)).execute()
+    assert take("e3", 3) is False  # the window has closed
+    Workflow.update(armed_until=later, deployed=False).execute()
+    assert take("e4", 3) is False  # undeployed
+    assert rows(path, "SELECT id FROM execution") == [("e1",)]

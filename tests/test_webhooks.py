@@ -315,13 +315,13 @@ async def test_shutting_down_is_503_and_keeps_the_arm(api, server):
 
 
 @pytest.mark.gen_test
-async def test_a_run_that_cannot_start_gives_the_arm_back(api, server, monkeypatch, caplog):
-    def broken(*args, **kwargs):
+async def test_a_run_that_cannot_be_planned_keeps_the_arm(api, server, monkeypatch, caplog):
+    async def broken(*args, **kwargs):
         raise RuntimeError("engine unavailable")
 
     wf, hook_id, secret = await hooked(api)
     until = await armed_until(api, wf)
-    monkeypatch.setattr(server.runtime.starter, "start", broken)
+    monkeypatch.setattr(server.runtime.starter, "plan", broken)
     status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
     assert status == 500 and body == {"error": "internal server error"}
     assert secret not in caplog.text
@@ -330,6 +330,51 @@ async def test_a_run_that_cannot_start_gives_the_arm_back(api, server, monkeypat
     status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
     assert status == 202, body
     await finished(api, wf, body["execution_id"])
+
+
+@pytest.mark.gen_test
+async def test_a_stored_run_whose_coordinator_cannot_start_ends_failed_and_gives_the_arm_back(
+        api, server, monkeypatch):
+    def broken(plan):
+        raise RuntimeError("no thread for the coordinator")
+
+    wf, hook_id, secret = await hooked(api)
+    until = await armed_until(api, wf)
+    monkeypatch.setattr(server.runtime.runs, "start", broken)
+    status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
+    assert status == 500 and body == {"error": "internal server error"}
+    monkeypatch.undo()
+    # Its row was committed with the arm; it must not stay `running`.
+    status, page = await api.get(f"/api/workflows/{wf}/executions")
+    assert status == 200 and page["total"] == 1, page
+    row = await finished(api, wf, page["executions"][0]["id"])
+    assert row["status"] == "failed" and "could not start" in row["error"], row
+    assert await armed_until(api, wf) == until
+    status, body, _ = await fire(api, hook_id, {"x": 2}, secret=secret)
+    assert status == 202, body
+    assert (await finished(api, wf, body["execution_id"]))["output"] == {"got": 2}
+
+
+@pytest.mark.gen_test
+async def test_a_graph_saved_between_lookup_and_arm_runs_the_new_graph_once(api, server, monkeypatch):
+    wf, hook_id, secret = await hooked(api)
+    new_out = {"id": "out", "type": "response", "config": {"data": {"new": "{{ hook.body.x }}"}}}
+    real = server.runtime.starter.plan
+    saves = []
+
+    async def saving_first(*args, **kwargs):
+        if not saves:  # the save lands after this call's lookup, before it takes the arm
+            saves.append(await api.put(f"/api/workflows/{wf}/graph",
+                                       {"blocks": [HOOK, new_out], "edges": [edge("hook", "out")]}))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(server.runtime.starter, "plan", saving_first)
+    status, body, _ = await fire(api, hook_id, {"x": 5}, secret=secret)
+    assert saves[0][0] == 200 and status == 202, (saves, body)
+    row = await finished(api, wf, body["execution_id"])
+    assert row["output"] == {"new": 5} and row["graph_version"] == saves[0][1]["graph_version"], row
+    status, page = await api.get(f"/api/workflows/{wf}/executions")
+    assert page["total"] == 1 and await armed_until(api, wf) is None
 
 
 @pytest.mark.gen_test

@@ -3,10 +3,11 @@
 Checks, in the contract's order: unknown webhook id 404, body too large 413,
 bad or missing secret 401 (429 once a webhook id has had too many failures
 within a minute), then the arm: not deployed, not armed, expired or already
-used 409. Only the last step changes anything: one conditional UPDATE
-(`take_arm`, on the writer thread) whose row count picks the single
-accepted call, across threads and processes; the same job reads the webhook
-again, so the run starts from the graph as it is at that commit.
+used 409. Only the last step changes anything: one writer job (`take_arm`)
+whose conditional UPDATE picks the single accepted call, across threads and
+processes, and which stores the run's row in the same transaction. So the
+202 follows that one commit, and a store that refuses the run keeps the arm.
+
 """
 
 import hashlib
@@ -16,7 +17,6 @@ import math
 
 import tornado.web
 
-from models import reads
 from models import workflow as wf_model
 from models.base import utcnow
 from server import errors
@@ -24,6 +24,8 @@ from models.errors import (ActorflowError, Conflict, ExecutionFailed, ExecutionT
                            ShuttingDown, StorageUnavailable, TooManyRequests, Unauthorized,
                            ValidationError)
 from server.errors import CODED, PLAIN
+from actors.coordinator import first_writes
+from actors.persist import fail_unstarted
 from server.execution_start import request_depth, sync_answer
 from .base import BaseHandler, parse_json
 from .executions import wait_for_end
@@ -35,6 +37,8 @@ SIGNATURE_HEADER = "X-Webhook-Signature"
 # Never passed on to the run (nor anywhere else).
 HIDDEN_HEADERS = frozenset({"x-webhook-secret", "x-webhook-signature"})
 
+# Calls that find the graph saved between their lookup and the arm plan again, this often.
+ARM_TRIES = 3
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 
@@ -75,34 +79,34 @@ class WebhookHandler(BaseHandler):
         if not self.runtime.runs.accepting:
             raise ShuttingDown("server is shutting down")
 
-        taken = await self.runtime.writer.call(wf_model.take_arm, hook.pk, webhook_id)
-        if taken is False:
-            raise Conflict(why_not_armed(await self.runtime.store.read(reads.arm_state, hook.pk)))
-
-        # Ours. `taken` is the webhook as it was when the arm was taken (after a
-        # graph save or a delete meanwhile), so the run starts from that graph.
-        armed_until = hook.armed_until
-        try:
-            if taken is None or taken.pk != hook.pk:
-                raise NotFound("webhook not found")
-            body = payload["body"]
-            variables = body if isinstance(body, dict) else {}
-            run = await self.runtime.starter.start(taken, variables, "webhook", self.settings_.execute_timeout,
-                                                   webhook_block=taken.block_id, trigger_payload=payload,
-                                                   depth=depth)
-        except Exception:
-            # Not accepted after all: give the arm back (unless re-armed or undeployed meanwhile).
-            if armed_until is not None:
-                await self.runtime.writer.call(wf_model.restore_arm, hook.pk, armed_until)
-            raise
+        body = payload["body"]
+        variables = body if isinstance(body, dict) else {}
         timeout = self.settings_.execute_timeout
+        for _ in range(ARM_TRIES):
+            plan = await self.runtime.starter.plan(hook, variables, "webhook", timeout,
+                                                   webhook_block=hook.block_id, trigger_payload=payload,
+                                                   depth=depth, start_stored=True)
+            ops, _ = first_writes(plan, self.runtime.owner)
+            # The arm and the run's row commit together, or neither does (503, arm kept).
+            if await self.runtime.writer.call(wf_model.take_arm, hook.pk, hook.version, ops):
+                break
+            now = await self.runtime.store.read(wf_model.find_webhook, webhook_id)
+            if now is None or now.pk != hook.pk:
+                raise NotFound("webhook not found")  # deleted, or its block removed, meanwhile
+            if now.version == hook.version or not wf_model.armed(now):
+                raise Conflict(why_not_armed((now.deployed, now.armed_until)))
+            hook = now  # the graph was saved meanwhile: the run starts from the new one
+        else:
+            raise Conflict("the workflow's graph kept changing during the call: call again")
+
         try:
-            await run.started  # the run row is on disk before the caller hears of it
-        except StorageUnavailable:
-            # The run could not be stored, so the call was not accepted: the arm
-            # comes back as soon as the store takes writes again.
-            if armed_until is not None:
-                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (hook.pk, armed_until))
+            run = self.runtime.runs.start(plan)
+        except Exception:
+            # Stored but never started: end it, and give the arm back (the call was not accepted).
+            log.exception("webhook run %s could not start", plan.execution_id)
+            fail_unstarted(self.runtime.writer, plan.execution_id, "internal error: the run could not start")
+            if hook.armed_until is not None:
+                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (hook.pk, hook.armed_until))
             raise
 
         if not wait:
