@@ -1,9 +1,9 @@
 """Flag: a one-way `threading.Event` for objects made by the thousand and seldom waited on.
 
 A `threading.Event` is a Condition, a lock and a deque of waiters (1.2 KB);
-every run in flight held three of them (its coordinator's and its block's
-`actor_stopped`, the block's cancel flag) though almost nothing ever waits
-on one. A Flag is a bool; the Event behind `wait` is made on the first wait.
+every run in flight held five of them (its coordinator's and its block's
+`actor_stopped`, the block's cancel flag, its two threads' `_started`)
+though almost nothing ever waits on one. A Flag is a bool; the Event behind `wait` is made on the first wait.
 Set once, never cleared: what pykka's `actor_stopped` and a cancel need.
 """
 
@@ -43,3 +43,8 @@ class Flag:
         if self._flag:
             return True
         return event.wait(timeout)
+
+    def _at_fork_reinit(self):
+        # What threading calls in a forked child on a Thread's `_started`: a
+        # waiter's Event may hold a lock taken by a thread that is gone there.
+        self._event = None

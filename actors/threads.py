@@ -83,7 +83,9 @@ def _new_thread(target, name):
         thread.start()
         return
     # What Thread.start() does, minus waiting on `_started`: the thread still
-    # registers itself in `threading` from its own bootstrap.
+    # registers itself in `threading` from its own bootstrap. Nobody waits on
+    # `_started` then (threading only sets and reads it): a Flag does.
+    thread._started = Flag()
     with threading._active_limbo_lock:
         threading._limbo[thread] = thread
     try:

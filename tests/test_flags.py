@@ -54,3 +54,27 @@ def test_engine_actor_stop_is_seen_through_its_ref():
         pass
     else:
         raise AssertionError("a stopped actor took a message")
+
+
+def test_engine_threads_report_alive_and_survive_a_fork():
+    """Engine threads' `_started` is a Flag (when started without the handshake):
+    threading still sees them start, and a fork from one still works."""
+    import os
+
+    from actors.threads import start_daemon
+
+    seen = {}
+    done = threading.Event()
+
+    def body():
+        me = threading.current_thread()
+        seen["alive"] = me.is_alive()
+        pid = os.fork()
+        if pid == 0:  # the child: threading has reset this thread's state
+            os._exit(0 if threading.current_thread().is_alive() else 3)
+        seen["child"] = os.waitpid(pid, 0)[1]
+        done.set()
+
+    start_daemon(body, "test-fork")
+    assert done.wait(30)
+    assert seen == {"alive": True, "child": 0}
