@@ -26,6 +26,7 @@ from .memory import Housekeeper
 from .runs import Runs
 from .scheduler import Scheduler
 from .subruns import SubRuns
+from .webhook_lookup import WebhookLookup
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Runtime:
         self.recovery = Recovery(self.writer, self.bridge, self.runs, self.owner, self.stale_after(),
                                  settings.resume)
         self.starter = RunStarter(self.store, self.runs)
+        self.webhooks = WebhookLookup(self.store)
         self.services["subrun"] = SubRuns(self.bridge, self.starter, self.runs, self.store.read,
                                           settings.max_depth, settings.execute_timeout)
         self.metrics = self.metrics_server = None

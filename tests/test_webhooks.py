@@ -293,6 +293,50 @@ async def test_check_order_404_413_401_409(api):
     await finished(api, wf, body["execution_id"])
 
 
+@configure(max_body=2048)
+@pytest.mark.gen_test
+async def test_a_webhook_removed_after_it_was_called_is_404_before_any_other_check(api):
+    """A called webhook is not read again before its next call; its removal must still show first."""
+    wf, hook_id, secret = await hooked(api)
+    status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
+    assert status == 202, body
+    await finished(api, wf, body["execution_id"])
+    status, _ = await api.put(f"/api/workflows/{wf}/graph", {"blocks": [START], "edges": []})
+    assert status == 200
+    big = b'{"x": "' + b"a" * 4096 + b'"}'
+    for kwargs in ({"raw": big, "secret": secret}, {"body": {"x": 1}, "secret": "wrong"},
+                   {"body": {"x": 1}, "secret": secret}, {"body": {"x": 1}, "secret": secret, "query": "?wait=maybe"},
+                   {"body": {"x": 1}, "secret": secret, "headers": {"X-Actorflow-Depth": "x"}}):
+        status, body, _ = await fire(api, hook_id, **kwargs)
+        assert status == 404 and set(body) == {"error"}, (kwargs, body)
+    # Called, then its workflow deleted: the same.
+    wf, hook_id, secret = await hooked(api)
+    status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret, query="?wait=true")
+    assert status == 200, body
+    assert (await api.delete(f"/api/workflows/{wf}"))[0] == 200
+    for kwargs in ({"secret": "wrong"}, {"secret": secret}):
+        status, body, _ = await fire(api, hook_id, {"x": 1}, **kwargs)
+        assert status == 404 and set(body) == {"error"}, (kwargs, body)
+
+
+@pytest.mark.gen_test
+async def test_a_called_webhook_runs_the_graph_saved_since(api):
+    wf, hook_id, secret = await hooked(api)
+    status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret, query="?wait=true")
+    assert status == 200 and body["output"] == {"got": 1}, body
+    new_out = {"id": "out", "type": "response", "config": {"data": {"new": "{{ hook.body.x }}"}}}
+    status, saved = await api.put(f"/api/workflows/{wf}/graph", {"blocks": [HOOK, new_out],
+                                                                  "edges": [edge("hook", "out")]})
+    assert status == 200
+    await api.post(f"/api/workflows/{wf}/arm")
+    status, body, _ = await fire(api, hook_id, {"x": 2}, secret=secret, query="?wait=true")
+    assert status == 200 and body["output"] == {"new": 2}, body
+    row = await finished(api, wf, body["execution_id"])
+    assert row["graph_version"] == saved["graph_version"]
+    status, body, _ = await fire(api, hook_id, {"x": 3}, secret=secret)
+    assert status == 409, body  # one call per arming, the retried one included
+
+
 @pytest.mark.gen_test
 async def test_no_api_key_needed_and_other_methods_are_405(api):
     wf, hook_id, secret = await hooked(api)
@@ -333,26 +377,28 @@ async def test_a_run_that_cannot_be_planned_keeps_the_arm(api, server, monkeypat
 
 
 @pytest.mark.gen_test
-async def test_a_stored_run_whose_coordinator_cannot_start_ends_failed_and_gives_the_arm_back(
-        api, server, monkeypatch):
+async def test_an_accepted_run_whose_coordinator_cannot_start_ends_failed(api, server, monkeypatch):
     def broken(plan):
         raise RuntimeError("no thread for the coordinator")
 
     wf, hook_id, secret = await hooked(api)
-    until = await armed_until(api, wf)
     monkeypatch.setattr(server.runtime.runs, "start", broken)
+    # Its row was committed with the arm, so it was accepted; it must not stay `running`.
     status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
-    assert status == 500 and body == {"error": "internal server error"}
-    monkeypatch.undo()
-    # Its row was committed with the arm; it must not stay `running`.
-    status, page = await api.get(f"/api/workflows/{wf}/executions")
-    assert status == 200 and page["total"] == 1, page
-    row = await finished(api, wf, page["executions"][0]["id"])
-    assert row["status"] == "failed" and "could not start" in row["error"], row
-    assert await armed_until(api, wf) == until
-    status, body, _ = await fire(api, hook_id, {"x": 2}, secret=secret)
     assert status == 202, body
-    assert (await finished(api, wf, body["execution_id"]))["output"] == {"got": 2}
+    row = await finished(api, wf, body["execution_id"])
+    assert row["status"] == "failed" and "could not start" in row["error"], row
+    assert await armed_until(api, wf) is None
+    status, body, _ = await fire(api, hook_id, {"x": 1}, query="?wait=true", secret=secret)
+    assert status == 409, body  # the arm was used
+    await api.post(f"/api/workflows/{wf}/arm")
+    status, body, _ = await fire(api, hook_id, {"x": 2}, query="?wait=true", secret=secret)
+    assert status == 500 and body["error_code"] == "INTERNAL_ERROR", body
+    status, page = await api.get(f"/api/workflows/{wf}/executions")
+    assert page["total"] == 2, page
+    for run in page["executions"]:
+        row = await finished(api, wf, run["id"])
+        assert row["status"] == "failed" and "could not start" in row["error"], row
 
 
 @pytest.mark.gen_test

@@ -7,7 +7,7 @@ used 409. Only the last step changes anything: one writer job (`take_arm`)
 whose conditional UPDATE picks the single accepted call, across threads and
 processes, and which stores the run's row in the same transaction. So the
 202 follows that one commit, and a store that refuses the run keeps the arm.
-
+A webhook called before is not read again first (server/webhook_lookup.py).
 """
 
 import hashlib
@@ -46,16 +46,31 @@ _FALSE = ("false", "0", "no", "off", "")
 class WebhookHandler(BaseHandler):
     auth_required = False
 
-    found = None
+    found = None     # the webhook's WebhookRef
+    looked = False   # `found` was read for this call, not taken from the lookup's cache
 
     async def prepare(self):
         # No API key here, and the body limit comes after the webhook id:
         # 404 comes before 413, which comes before 401.
         if self.request.method == "POST":
-            self.found = await self.runtime.store.read(wf_model.find_webhook, self.path_args[0])
+            # A known webhook needs no read, unless the body may be refused for its size.
+            if self._declared_fits():
+                self.found = self.runtime.webhooks.cached(self.path_args[0])
             if self.found is None:
-                raise NotFound("webhook not found")
+                await self.look_again()
         self.check_length()
+
+    def _declared_fits(self) -> bool:
+        declared = self.request.headers.get("Content-Length", "")
+        return declared.isdigit() and len(declared) < 19 and int(declared) <= self.body_limit
+
+    async def look_again(self):
+        """Read the webhook as stored now; NotFound when it is gone (or its block now elsewhere)."""
+        hook = await self.runtime.webhooks.fresh(self.path_args[0])
+        if hook is None or (self.found is not None and hook.pk != self.found.pk):
+            raise NotFound("webhook not found")
+        self.found, self.looked = hook, True
+        return hook
 
     def on_finish(self):
         super().on_finish()
@@ -63,12 +78,38 @@ class WebhookHandler(BaseHandler):
             self.runtime.metrics.webhook_answered(self.get_status())
 
     async def post(self, webhook_id):
+        try:
+            accepted = await self._accept(webhook_id)
+        except Exception:
+            if not self.looked:
+                await self.look_again()  # a webhook removed since it was cached is a 404 first
+            raise
+        if accepted is None:
+            return  # answered 429
+        plan, wait = accepted
+        timeout = self.settings_.execute_timeout
+        if not wait:
+            # Stored, so accepted: the answer goes out before the run's threads start.
+            await self.write_json({"execution_id": plan.execution_id, "status": "running"}, 202)
+            self._start(plan)
+            return
+        self.error_shape = CODED  # answers like /execute from here on
+        run = self._start(plan)
+        await wait_for_end(run, timeout)
+        status, answer = sync_answer(run, run.result)
+        await self.write_json(answer, status)
+
+    async def _accept(self, webhook_id):
+        """Check the call and take the arm, storing its run: (the run's plan, wait), None once
+        answered 429, or raise."""
         hook = self.found
         if not authentic(self.request, hook.secret):
+            if not self.looked:
+                await self.look_again()
             verdict = self.runtime.webhook_limiter.fail(webhook_id)
             if verdict.throttled:
                 await self._too_many(webhook_id, verdict)
-                return
+                return None
             raise Unauthorized("missing or invalid webhook secret: send X-Webhook-Secret, "
                                "or X-Webhook-Signature: sha256=<HMAC-SHA256 of the body>")
 
@@ -90,32 +131,21 @@ class WebhookHandler(BaseHandler):
             # The arm and the run's row commit together, or neither does (503, arm kept).
             if await self.runtime.writer.call(wf_model.take_arm, hook.pk, hook.version, ops):
                 break
-            now = await self.runtime.store.read(wf_model.find_webhook, webhook_id)
-            if now is None or now.pk != hook.pk:
-                raise NotFound("webhook not found")  # deleted, or its block removed, meanwhile
+            now = await self.look_again()  # NotFound when deleted, or its block removed, meanwhile
             if now.version == hook.version or not wf_model.armed(now):
                 raise Conflict(why_not_armed((now.deployed, now.armed_until)))
             hook = now  # the graph was saved meanwhile: the run starts from the new one
         else:
             raise Conflict("the workflow's graph kept changing during the call: call again")
+        return plan, wait
 
+    def _start(self, plan):
+        """Start the stored run; one that cannot start ends `failed` (it exists, so it must end)."""
         try:
-            run = self.runtime.runs.start(plan)
+            return self.runtime.runs.start(plan)
         except Exception:
-            # Stored but never started: end it, and give the arm back (the call was not accepted).
-            log.exception("webhook run %s could not start", plan.execution_id)
             fail_unstarted(self.runtime.writer, plan.execution_id, "internal error: the run could not start")
-            if hook.armed_until is not None:
-                self.runtime.writer.submit_until_stored(wf_model.restore_arm, (hook.pk, hook.armed_until))
             raise
-
-        if not wait:
-            await self.write_json({"execution_id": run.execution_id, "status": "running"}, 202)
-            return
-        self.error_shape = CODED  # answers like /execute from here on
-        await wait_for_end(run, timeout)
-        status, answer = sync_answer(run, run.result)
-        await self.write_json(answer, status)
 
     async def _too_many(self, webhook_id, verdict):
         if verdict.first:
