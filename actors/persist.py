@@ -63,7 +63,11 @@ class RunWriter:
         self._held = None          # [ops, events, result] flushed meanwhile
 
     def flush(self, ops, events, result):
-        """Queue a batch of the run's writes; its events are published once they commit."""
+        """Queue a batch of the run's writes; its events are published once they commit.
+
+        Called on the coordinator's thread. A batch of chunks alone is published
+        from here at once when nothing of the run is at the writer.
+        """
         if ops and ops[0][0] == "run":
             self.run_row = ops[0][1]
         with self._lock:
@@ -75,8 +79,19 @@ class RunWriter:
                     self._held[1].extend(events)
                     self._held[2] = result if result is not None else self._held[2]
                 return
-            self._busy = True
-        self._submit(ops, events, result)
+            # Only chunks (never stored), and no batch of the run at the writer: every
+            # earlier event is committed and published already, so they need no writer hop.
+            chunks_only = not ops and result is None
+            if not chunks_only:
+                self._busy = True
+            elif self.refused:
+                return
+            elif events:
+                self.published_seq = events[-1][0]
+        if chunks_only:
+            self.publish(self.execution_id, events, None)
+        else:
+            self._submit(ops, events, result)
 
     def _submit(self, ops, events, result):
         done = lambda written, error: self._done(events, result, written, error)  # noqa: E731

@@ -2,8 +2,9 @@
 
 Call everything here on the IOLoop thread. The one exception is what the
 coordinators publish to: the writer thread calls it once a batch has
-committed, and it only hands the batch to the loop (server/bridge.py), so
-runs see their events on the loop, in order, after their writes.
+committed (a coordinator's thread, for chunks alone), and it only hands the
+batch to the loop (server/bridge.py), so runs see their events on the loop,
+in order, after their writes.
 """
 
 import asyncio
@@ -97,7 +98,7 @@ class Runs:
         return self.live.get(execution_id)
 
     def _publish_from_writer(self, execution_id, events, result):
-        # On the writer thread.
+        # On the writer thread (or a coordinator's, for chunks alone).
         self.bridge.call(self._publish, execution_id, events, result)
 
     def _publish(self, execution_id, events, result):

@@ -1,11 +1,15 @@
 """The llm block over real HTTP: the real server and a real local OpenAI-compatible one."""
 
+import asyncio
 import time
 
 import pytest
 
 from tests import openai_server as oa
+from tests.databases import sqlite_only
 from tests.helpers import edge
+from tests.sse_client import SSEClient
+from tests.test_store_faults import LockHolder
 from tests.llm_fixtures import chunks_of, closed_port_url, fake_llm, llm_overrides  # noqa: F401
 
 START = {"id": "start", "type": "starter"}
@@ -197,3 +201,34 @@ async def test_tokens_arrive_as_block_chunk_events_over_sse(api, fake_llm):
                      "block_completed"]
     assert events[-1]["type"] == "execution_completed"
     assert events[-1]["output"]["ask"]["content"] == "one two three"
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=60)
+async def test_tokens_keep_streaming_while_a_write_waits_on_a_locked_store(api, fake_llm, server, settings):
+    # Chunks are not stored, so nothing they follow is still uncommitted once the run's
+    # earlier events are out: another write stuck on the lock must not hold them back.
+    fake_llm.script(oa.text("", delay=0.1, tokens=[f"t{i} " for i in range(8)]))
+    wf = await llm_workflow(api, {"prompt": "hi"})
+    sse = await SSEClient.open(server.port, "POST", f"/api/workflows/{wf}/execute/stream", body={})
+    try:
+        while (await sse.next_event(30))["data"]["type"] != "block_chunk":
+            pass
+        holder = LockHolder(settings.database_url[len("sqlite:///"):])
+        try:
+            # Waits at the writer for the busy timeout (10 s) while the lock is held.
+            save = asyncio.ensure_future(api.post("/api/workflows", {"name": "waits"}))
+            for _ in range(3):
+                event = await sse.next_event(30)
+                assert event["data"]["type"] == "block_chunk", event
+            assert not save.done()
+        finally:
+            holder.release()
+        assert (await save)[0] == 201
+        await sse.until_end(30)
+    finally:
+        sse.close()
+    chunks = [e["data"]["chunk"] for e in sse.events if e["data"]["type"] == "block_chunk"]
+    assert chunks == [f"t{i} " for i in range(8)]
+    assert [e["id"] for e in sse.events] == list(range(1, len(sse.events) + 1))
+    assert sse.events[-1]["data"]["type"] == "execution_completed"
