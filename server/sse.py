@@ -71,6 +71,49 @@ def closing_event(last, end):
     return seq, _dumps(end_event(*end))
 
 
+class Wake:
+    """A flag the writer waits on, with a timeout: set, clear, is_set, wait.
+
+    Like asyncio.Event, but `wait(timeout)` needs no task (asyncio.wait_for
+    makes one per wait): the writer runs on the loop's next turn after `set`.
+    Loop thread only.
+    """
+
+    def __init__(self):
+        self._set = False
+        self._waiter = None
+
+    def set(self):
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def clear(self):
+        self._set = False
+
+    def is_set(self):
+        return self._set
+
+    async def wait(self, timeout):
+        """True once set, False after `timeout` seconds."""
+        if self._set:
+            return True
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _expire(waiter):
+    if not waiter.done():
+        waiter.set_result(False)
+
+
 class RunStream:
     """One SSE response: replay, then follow a run live (or from the database), then end."""
 
@@ -91,7 +134,7 @@ class RunStream:
         self.complete = False    # nothing more will be taken in
         self.closed = False      # connection gone or dropped: write nothing more
         self.dropped = False
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.last_write = time.monotonic()
 
     # -- what to send (all synchronous, on the loop) --------------------------
@@ -285,10 +328,7 @@ class RunStream:
             return
         if clear:
             self.wake.clear()
-        try:
-            await asyncio.wait_for(self.wake.wait(), min(wait, due))
-        except asyncio.TimeoutError:
-            pass
+        await self.wake.wait(min(wait, due))
 
     async def _flush(self):
         """Flush what was written; False once the connection is gone or dropped."""

@@ -8,6 +8,7 @@ import pytest
 import tornado.httpclient
 import tornado.iostream
 
+from server.sse import Wake
 from tests.conftest import KEY, OTHER_KEY
 from tests.helpers import START, edge, wait_for
 from tests.sse_client import SSEClient, types
@@ -503,3 +504,14 @@ async def test_empty_body_and_oversized_body(api, server, settings):
     assert status == 413 and body["error_code"] == "PAYLOAD_TOO_LARGE" and "larger" in body["error"]
     status, body = await api.get(f"/api/workflows/{wf}/executions")
     assert body["total"] == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_writers_wake_up_returns_when_set_or_at_its_timeout():
+    wake = Wake()
+    assert await wake.wait(0.01) is False
+    asyncio.get_running_loop().call_soon(wake.set)
+    assert await wake.wait(30) is True
+    assert await wake.wait(30) is True   # stays set until cleared
+    wake.clear()
+    assert not wake.is_set() and await wake.wait(0.01) is False
