@@ -34,8 +34,9 @@ FLUSH_AT = 500  # ops and events held back at most while more messages wait
 LINGER = 0.002
 HOLD_MAX = 0.02
 # Runs whose caller hears of the start at once (a 202, the stream's first
-# event): their start is flushed without waiting. The others (/execute, sub-runs,
-# schedules) answer at the end, so their start may share the first commit.
+# event): their start is flushed on its own, before anything else is done. The
+# others (/execute, sub-runs, schedules) answer at the end, so their start may
+# share the first commit.
 ANNOUNCED = ("stream", "webhook")
 
 
@@ -60,7 +61,8 @@ class Coordinator(EngineActor):
 
     def __init__(self, plan, engine: Engine, publish):
         """`publish(execution_id, events, result)` is called on the writer thread once a
-        batch of the run's events has committed (whoever started the run watches it)."""
+        batch of the run's events has committed (whoever started the run watches it);
+        chunks, which are not stored, may be published from this actor's thread."""
         super().__init__()
         self.plan = plan
         self.engine = engine
@@ -83,6 +85,13 @@ class Coordinator(EngineActor):
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
         self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
+        self.begun = None  # (ready, skipped) when the run's start was written from here
+        if plan.resume is None and plan.trigger in ANNOUNCED:
+            # Its caller waits for this first commit alone: it goes to the writer from
+            # the starting thread (this runs in `start()`), before this actor's own
+            # thread is running and before any block is started.
+            self.begun = self._begin()
+            self._flush()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -92,7 +101,10 @@ class Coordinator(EngineActor):
         self.timer = self.engine.timers.call_later(
             max(0.0, left), self._tell_self,
             Cancel("timeout", f"execution timed out after {plan.timeout:g}s"))
-        if plan.resume is None:
+        if self.begun is not None:
+            ready, skipped = self.begun
+            self.begun = None
+        elif plan.resume is None:
             ready, skipped = self._begin()
         else:
             ready, skipped = self._resume(plan.resume)

@@ -19,9 +19,11 @@ class FakeWriter:
 
     def __init__(self):
         self.ops = []
+        self.jobs = []   # (fn, ops, the submitting thread), in order
         self._lock = threading.Lock()
 
     def submit(self, fn, args=(), done=None):
+        self.jobs.append((fn, list(args[0]) if args else [], threading.current_thread()))
         result = None
         if getattr(fn, "__name__", None) == "_write":    # a run's batch (persist.RunWriter)
             with self._lock:
@@ -79,10 +81,10 @@ def engine():
     assert wait_until(lambda: not pykka.ActorRegistry.get_all(), 30)
 
 
-def start(engine, blocks, edges, variables=None, timeout=300.0):
+def start(engine, blocks, edges, variables=None, timeout=300.0, trigger="api"):
     blocks = [{"config": {}, **block} for block in blocks]   # as a saved graph has them
     plan = plan_run(execution_id="e1", workflow_id="w1", workspace="default", blocks=blocks,
-                    edges=edges, variables=variables or {}, trigger="api", timeout=timeout)
+                    edges=edges, variables=variables or {}, trigger=trigger, timeout=timeout)
     watcher = Watcher()
     Coordinator.start(plan, engine, watcher)
     return watcher
@@ -122,3 +124,30 @@ def test_the_run_deadline_ends_it_as_timeout_without_waiting(engine):
     assert watcher.result["status"] == "timeout"
     assert watcher.events[-1]["type"] == "error" and watcher.events[-1]["error_code"] == "EXECUTION_TIMEOUT"
     assert [op[2]["status"] for op in engine.writer.ops if op[0] == "run_update"] == ["timeout"]
+
+
+def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):
+    # The stream's first event waits for this commit only: it must not wait for the
+    # coordinator's thread to be scheduled, nor share a transaction with the first blocks.
+    watcher = start(engine, [START, {"id": "out", "type": "response", "config": {"data": 1}}],
+                    [edge("start", "out")], trigger="stream")
+    assert watcher.ended.wait(30)
+    fn, ops, thread = engine.writer.jobs[0]
+    assert thread is threading.current_thread()     # sent from Coordinator.start's caller
+    assert [op[0] for op in ops] == ["run", "event"]
+    assert '"execution_started"' in ops[1][1]["data"] and ops[1][1]["seq"] == 1
+    assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
+    assert watcher.result["status"] == "completed"
+
+
+def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
+    chunks = {"id": "c", "type": "chunks", "config": {"chunks": ["a", "b", "c"], "delay": 0.05}}
+    watcher = start(engine, [START, chunks], [edge("start", "c")], trigger="stream")
+    assert watcher.ended.wait(30)
+    kinds = [(e["type"], e.get("chunk")) for e in watcher.events if e.get("block_id") in ("c", None)]
+    assert kinds == [("execution_started", None), ("block_started", None), ("block_chunk", "a"),
+                     ("block_chunk", "b"), ("block_chunk", "c"), ("block_completed", None),
+                     ("execution_completed", None)]
+    # Every batch the writer got had something to store: chunks went straight to the watcher.
+    assert all(ops for _, ops, _ in engine.writer.jobs)
+    assert not any(op[0] == "event" and '"block_chunk"' in op[1]["data"] for op in engine.writer.ops)
