@@ -86,7 +86,7 @@ class Coordinator(EngineActor):
         self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
-        if plan.resume is None and plan.trigger in ANNOUNCED:
+        if plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored:
             # Its caller waits for this first commit alone: it goes to the writer from
             # the starting thread (this runs in `start()`), before this actor's own
             # thread is running and before any block is started.
