@@ -206,43 +206,95 @@ def _stream(ctx, client, base_url, model, messages, params, timeout, on_text):
     usage = finish = None
     reported_model = None
     try:
-        for chunk in stream:
+        for chunk in _chunks(stream.response):
             if ctx.cancelled.is_set():
                 raise BlockCancelled("cancelled")
-            reported_model = getattr(chunk, "model", None) or reported_model
-            if getattr(chunk, "usage", None) is not None:
-                usage = chunk.usage.model_dump(exclude_none=True)
-            for choice in chunk.choices or ():
-                if choice.index not in (0, None):
+            reported_model = _text_of(chunk.get("model")) or reported_model
+            if isinstance(chunk.get("usage"), dict):
+                usage = _without_none(chunk["usage"])
+            for choice in _dicts(chunk.get("choices")):
+                if choice.get("index") not in (0, None):
                     continue
-                delta = choice.delta
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-                if delta is None:
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                delta = choice.get("delta")
+                if not isinstance(delta, dict):
                     continue
-                if delta.content:
-                    content.append(delta.content)
+                text = _text_of(delta.get("content"))
+                if text:
+                    content.append(text)
                     if on_text is not None:
-                        on_text(delta.content)
-                for call in delta.tool_calls or ():
-                    slot = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
-                    if call.id:
-                        slot["id"] = call.id
-                    if call.function is not None:
-                        if call.function.name:
-                            slot["name"] += call.function.name
-                        if call.function.arguments:
-                            slot["arguments"] += call.function.arguments
+                        on_text(text)
+                for call in _dicts(delta.get("tool_calls")):
+                    slot = calls.setdefault(call.get("index"), {"id": None, "name": "", "arguments": ""})
+                    if call.get("id"):
+                        slot["id"] = call["id"]
+                    function = call.get("function")
+                    if isinstance(function, dict):
+                        slot["name"] += _text_of(function.get("name")) or ""
+                        slot["arguments"] += _text_of(function.get("arguments")) or ""
     finally:
         stream.close()
     ctx.check()
     tool_calls = []
-    for n, index in enumerate(sorted(calls)):
+    for n, index in enumerate(sorted(calls, key=lambda i: i if isinstance(i, int) else -1)):
         slot = calls[index]
         tool_calls.append({"id": slot["id"] or f"call_{n}", "name": slot["name"],
                            "arguments": slot["arguments"]})
     return Reply(content="".join(content), model=reported_model or model, usage=usage,
                  finish_reason=finish, tool_calls=tool_calls)
+
+
+def _chunks(response):
+    """The streamed chunks as plain dicts, as each event's blank line arrives.
+
+    Parsed here rather than by the SDK's stream, whose typed chunk objects took
+    about two thirds of a token's CPU on the way to the client. The same rules:
+    `data: [DONE]` ends the stream, a chunk with an `error` is the provider's
+    error, a read timeout or broken connection is the SDK's own error.
+    """
+    data = []
+    try:
+        for line in response.iter_lines():
+            if line:
+                if line.startswith("data:"):
+                    data.append(line[6:] if line.startswith("data: ") else line[5:])
+                continue
+            if not data:
+                continue
+            text, data = "\n".join(data), []
+            if text.startswith("[DONE]"):
+                return
+            chunk = json.loads(text)
+            if isinstance(chunk, dict) and chunk.get("error"):
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                if not message or not isinstance(message, str):
+                    message = "An error occurred during streaming"
+                raise openai.APIError(message=message, request=response.request, body=error)
+            if isinstance(chunk, dict):
+                yield chunk
+    except httpx2.TimeoutException as exc:
+        raise openai.APITimeoutError(request=response.request) from exc
+    except httpx2.TransportError as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
+
+
+def _dicts(value):
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else ()
+
+
+def _text_of(value):
+    return value if isinstance(value, str) else None
+
+
+def _without_none(value):
+    """`value` with None entries left out, as the SDK's model_dump(exclude_none=True) gave it."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def _message(exc):

@@ -47,6 +47,11 @@ def hang():
     return {"kind": "hang"}
 
 
+def raw(body):
+    """An event stream sent exactly as given (bytes), then the connection closes."""
+    return {"kind": "raw", "body": body}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     server_version = "FakeOpenAI/1.0"
@@ -93,6 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
         model = answer.get("model") or body.get("model") or "unknown"
         cid = f"chatcmpl-{n}"
         created = int(time.time())
+        if answer["kind"] == "raw":
+            self._sse_headers()
+            self.wfile.write(answer["body"])
+            self.close_connection = True
+            return
         if answer["kind"] == "hang":
             self._sse_headers()
             self.server.owner.hanging.wait(60)

@@ -101,6 +101,36 @@ async def test_provider_errors_fail_with_their_message(api, fake_llm, status_cod
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_event_stream_as_providers_write_it(api, fake_llm, server):
+    # CRLF line ends, "data:" without its space, comments, one chunk over two data lines,
+    # a usage with nulls, and no [DONE] before the connection closes.
+    fake_llm.script(oa.raw(
+        b': keep-alive\r\n\r\n'
+        b'data:{"model": "m2", "choices": [{"index": 0, "delta": {"content": "Hel"}}]}\r\n\r\n'
+        b'data: {"choices": [{"index": 0,\r\ndata:  "delta": {"content": "lo"}, "finish_reason": "stop"}]}\n\n'
+        b'data: {"choices": [{"index": 1, "delta": {"content": "other choice"}}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, '
+        b'"total_tokens": 3, "prompt_tokens_details": null}}\n\n'))
+    wf = await llm_workflow(api, {"prompt": "x"})
+    status, body = await api.execute(wf, {})
+    assert status == 200, body
+    assert body["output"]["ask"] == {"content": "Hello", "model": "m2",
+                                     "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    assert chunks_of(server, body["execution_id"], "ask") == ["Hel", "lo"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_error_in_the_stream_fails_the_block_with_its_message(api, fake_llm):
+    fake_llm.script(oa.raw(b'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n'
+                           b'data: {"error": {"message": "the model is overloaded"}}\n\n'
+                           b'data: {"choices": [{"index": 0, "delta": {"content": " there"}}]}\n\n'))
+    wf = await llm_workflow(api, {"prompt": "x"})
+    status, body = await api.execute(wf, {})
+    assert status == 500, body
+    assert "LLM provider error: the model is overloaded" in body["error"]
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_block_retries_apply_to_provider_errors(api, fake_llm):
     fake_llm.script(oa.error(500, "flaky"), oa.text("second time lucky"))
     wf = await llm_workflow(api, {"prompt": "x", "retries": 1, "retry_delay": 0.05})
