@@ -46,9 +46,13 @@ class Timers:
     def call_later(self, delay, fn, *args) -> Timer:
         """Call `fn(*args)` on the timer thread after `delay` seconds. Keep fn short."""
         timer = Timer(fn, args, self)
+        entry = (self._clock() + delay, next(self._counter), timer)
         with self._cond:
-            heapq.heappush(self._heap, (self._clock() + delay, next(self._counter), timer))
-            self._cond.notify()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                # Only a new earliest deadline changes the thread's wait; waking it
+                # for every run's (later) deadline cost a thread switch per run.
+                self._cond.notify()
         return timer
 
     def pending(self) -> int:
