@@ -20,9 +20,11 @@ largest cost. Three changes keep pykka's semantics and cut it:
 """
 
 import _thread
+import itertools
 import queue
 import sys
 import threading
+import uuid
 
 import pykka
 
@@ -34,6 +36,11 @@ _NO_HANDSHAKE = sys.version_info[:2] in ((3, 11), (3, 12)) and hasattr(threading
 PARK_SECONDS = 1.0
 PARK_MAX = 32
 PARKED_NAME = "actorflow-parked"
+
+# Actor URNs: one random UUID per process whose last 48 bits count up, instead
+# of pykka's uuid4 per actor (a getrandom system call for every block).
+_URN_HEAD = uuid.uuid4().urn[:-12]
+_serial = itertools.count(1)
 
 _parked = []  # the inboxes of waiting threads, the most recently parked last
 _parked_lock = threading.Lock()
@@ -136,10 +143,13 @@ class EngineActor(pykka.ThreadingActor):
 
     use_daemon_thread = True  # a stuck block must never keep the process alive
 
-    def __init__(self):
-        super().__init__()
-        # pykka only sets and reads `actor_stopped` (ref.is_alive, its loop): a Flag does.
-        self.actor_stopped = self.actor_ref.actor_stopped = Flag()
+    def __init__(self, *_args, **_kwargs):
+        # pykka's Actor.__init__, with a counted URN in place of a fresh uuid4, and a
+        # Flag for `actor_stopped`: pykka only sets and reads it (ref.is_alive, its loop).
+        self.actor_urn = f"{_URN_HEAD}{next(_serial) & 0xFFFFFFFFFFFF:012x}"
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = Flag()
+        self._actor_ref = pykka.ActorRef(self)
 
     @staticmethod
     def _create_actor_inbox():

@@ -28,8 +28,8 @@ def storable_json(value):
 
 def utcnow() -> datetime.datetime:
     """Naive UTC now, millisecond precision (what we store and show)."""
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.replace(tzinfo=None, microsecond=now.microsecond // 1000 * 1000)
 
 
 def iso(value: datetime.datetime | None) -> str | None:
