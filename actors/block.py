@@ -18,10 +18,19 @@ STDOUT_LIMIT = 64 * 1024
 
 
 class BlockActor(EngineActor):
+    """Runs one block, then stops; its BlockDone goes to the coordinator as its thread ends.
 
-    def __init__(self, coordinator, block_type, services, settings, workspace, execution_id, depth=0,
-                 on_exit=None):
+    Started with its RunBlock already in its inbox. The result is told last,
+    after the actor has stopped and its launch slot is released, just before
+    the thread waits for its next actor: the coordinator, woken by it, then
+    finds the GIL free instead of waking only to wait for it.
+    """
+
+    def __init__(self, coordinator, message, block_type, services, settings, workspace, execution_id,
+                 depth=0, on_exit=None):
         super().__init__()
+        self._first = message
+        self._done = None
         self._on_exit = on_exit  # the launch budget's release: called as the thread ends
         self.coordinator = coordinator
         self.block_type = block_type
@@ -33,6 +42,8 @@ class BlockActor(EngineActor):
         self._limit = getattr(settings, "max_value_bytes", None)
 
     def _start_actor_loop(self):
+        self.actor_ref.tell(self._first)  # in the inbox before the thread wakes: one wake-up, not two
+        self._first = None
         start_daemon(self._loop_then_exit, "BlockActor")
 
     def _loop_then_exit(self):
@@ -41,14 +52,15 @@ class BlockActor(EngineActor):
         finally:
             if self._on_exit is not None:
                 self._on_exit()
+            if self._done is not None:
+                self._tell(self._done)
 
     def on_receive(self, message):
         if isinstance(message, RunBlock):
             try:
-                done = self._run(message)
+                self._done = self._run(message)
             finally:
                 self.stop()
-            self._tell(done)
 
     def _tell(self, message):
         try:

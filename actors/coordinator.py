@@ -76,6 +76,7 @@ class Coordinator(EngineActor):
         self.over = False
         self.held_since = None   # when the oldest write not yet flushed was made
         self.launched = False    # a block was started while handling this message
+        self.starts = []         # block starts decided while handling this message: done last
         self.cancel_events = {}
         self.started = {}
         self.config_of = {}
@@ -114,6 +115,7 @@ class Coordinator(EngineActor):
             self.actor_inbox.linger = LINGER
         else:
             self._flush()
+        self._start_blocks()
 
     def _begin(self):
         plan = self.plan
@@ -182,14 +184,16 @@ class Coordinator(EngineActor):
         if self.over or len(self.ops) + len(self.events) >= FLUSH_AT:
             self._flush()
         elif not self.actor_inbox.empty():
-            return
+            pass
         elif self.launched and self.held_since is not None and time.monotonic() - self.held_since < HOLD_MAX:
             self.actor_inbox.linger = LINGER
         else:
             self._flush()
+        self._start_blocks()
 
     def on_failure(self, exc_type, exc_value, tb):
         # A bug in the coordinator must still end the run, not leave it hanging.
+        self.starts = []  # never launched: nothing holds a slot for them
         if not self.over:
             self._end("failed", f"internal error: {exc_type.__name__}: {exc_value}")
             self._flush()
@@ -271,10 +275,17 @@ class Coordinator(EngineActor):
         start = _starter(message, budget and budget.release, self.actor_ref, block_type,
                          self.engine.services, self.engine.settings, self.plan.workspace,
                          self.plan.execution_id, self.plan.depth)
-        if budget is None:
-            start()
-        else:
-            budget.launch(start)  # now, or when a block thread ends somewhere in the engine
+        self.starts.append((budget, start))
+
+    def _start_blocks(self):
+        """Start the blocks decided on, as the last thing before waiting for news again:
+        a block thread woken earlier would wake only to wait for the GIL."""
+        starts, self.starts = self.starts, []
+        for budget, start in starts:
+            if budget is None:
+                start()
+            else:
+                budget.launch(start)  # now, or when a block thread ends somewhere in the engine
 
     def _log_started(self, block_id, row, resumed):
         if resumed:
@@ -404,12 +415,11 @@ def _starter(message, on_exit, coordinator, *actor_args):
         if message.cancelled.is_set():
             return False
         try:
-            ref = BlockActor.start(coordinator, *actor_args, on_exit=on_exit)
+            BlockActor.start(coordinator, message, *actor_args, on_exit=on_exit)
         except Exception as exc:
             _tell(coordinator, BlockDone(message.block_id, False, None,
                                          f"could not start the block: {exc}", 0, None))
             return False
-        ref.tell(message)
         return True
     return start
 
