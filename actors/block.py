@@ -27,9 +27,10 @@ class BlockActor(EngineActor):
     """
 
     def __init__(self, coordinator, message, block_type, services, settings, workspace, execution_id,
-                 depth=0, on_exit=None):
+                 depth=0, on_exit=None, inline=False):
         super().__init__()
         self._first = message
+        self._inline = inline  # run the loop now, on the starting (coordinator's) thread
         self._done = None
         self._on_exit = on_exit  # the launch budget's release: called as the thread ends
         self.coordinator = coordinator
@@ -44,7 +45,10 @@ class BlockActor(EngineActor):
     def _start_actor_loop(self):
         self.actor_ref.tell(self._first)  # in the inbox before the thread wakes: one wake-up, not two
         self._first = None
-        start_daemon(self._loop_then_exit, "BlockActor")
+        if self._inline:
+            self._loop_then_exit()
+        else:
+            start_daemon(self._loop_then_exit, "BlockActor")
 
     def _loop_then_exit(self):
         try:

@@ -271,8 +271,9 @@ class Coordinator(EngineActor):
             variables=self.plan.variables,
             trigger=self.plan.trigger_payload, timeout=timeout, retries=max(0, retries - before),
             retry_delay=delay, cancelled=cancelled)
-        budget = None if block_type.waits_on_runs else self.engine.launches
-        start = _starter(message, budget and budget.release, self.actor_ref, block_type,
+        inline = block_type.inline and message.retries == 0  # see BlockType.inline
+        budget = None if block_type.waits_on_runs or inline else self.engine.launches
+        start = _starter(message, budget and budget.release, inline, self.actor_ref, block_type,
                          self.engine.services, self.engine.settings, self.plan.workspace,
                          self.plan.execution_id, self.plan.depth)
         self.starts.append((budget, start))
@@ -405,8 +406,10 @@ def first_writes(plan, owner):
     return ops, (1, event, text)
 
 
-def _starter(message, on_exit, coordinator, *actor_args):
+def _starter(message, on_exit, inline, coordinator, *actor_args):
     """The start of one block actor, run now or later (from another block's thread) by the budget.
+
+    An inline one runs to its end within the start, on the calling (coordinator's) thread.
 
     Returns False when it started nothing: the run ended while it waited, or
     no thread could be started (then the block fails).
@@ -415,7 +418,7 @@ def _starter(message, on_exit, coordinator, *actor_args):
         if message.cancelled.is_set():
             return False
         try:
-            BlockActor.start(coordinator, message, *actor_args, on_exit=on_exit)
+            BlockActor.start(coordinator, message, *actor_args, on_exit=on_exit, inline=inline)
         except Exception as exc:
             _tell(coordinator, BlockDone(message.block_id, False, None,
                                          f"could not start the block: {exc}", 0, None))

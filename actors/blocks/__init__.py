@@ -17,6 +17,13 @@ class BlockType:
     long graphs). Types with `waits_on_runs` (workflow, map, and the agent,
     whose tools may be workflows) start outside the launch budget: a slot held while waiting on
     a sub-run whose blocks wait for a slot would never come back.
+    Types with `inline` return at once, with no I/O and no waiting (starter,
+    webhook, schedule, response, condition): their block actor's loop runs on
+    the coordinator's thread at the end of its turn rather than on a thread
+    woken for it, unless the block has retries (a backoff would hold the
+    coordinator). It is still its own pykka actor, started when the block is
+    ready, told its RunBlock, telling its BlockDone. Waking a thread and
+    being woken back cost more than such a block's run.
     """
     name: str
     check: Callable[[dict], list]
@@ -26,6 +33,7 @@ class BlockType:
     secret_keys: frozenset = frozenset()
     uses_inputs: bool = True
     waits_on_runs: bool = False
+    inline: bool = False
 
 
 class Registry:

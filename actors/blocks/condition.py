@@ -49,4 +49,4 @@ def run(ctx):
     return {"branch": ELSE}
 
 
-TYPE = BlockType("condition", check, run)
+TYPE = BlockType("condition", check, run, inline=True)

@@ -7,4 +7,4 @@ def run(ctx):
     return ctx.config.get("data")
 
 
-TYPE = BlockType("response", checks.common, run, uses_inputs=False)
+TYPE = BlockType("response", checks.common, run, uses_inputs=False, inline=True)

@@ -94,4 +94,4 @@ def due(config, since, now, late_after):
     return tick, on_time or config.get("catch_up", "none") == "latest"
 
 
-TYPE = BlockType("schedule", check, run, trigger=True, uses_inputs=False)
+TYPE = BlockType("schedule", check, run, trigger=True, uses_inputs=False, inline=True)

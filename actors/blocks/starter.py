@@ -72,4 +72,4 @@ def run(ctx):
 
 
 TYPE = BlockType("starter", lambda c: checks.common(c) + check(c), run, trigger=True,
-                 uses_inputs=False)
+                 uses_inputs=False, inline=True)

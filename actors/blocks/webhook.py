@@ -8,4 +8,4 @@ def run(ctx):
 
 
 TYPE = BlockType("webhook", checks.common, run, trigger=True,
-                 secret_keys=frozenset({"webhook_secret"}), uses_inputs=False)
+                 secret_keys=frozenset({"webhook_secret"}), uses_inputs=False, inline=True)
