@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import START, edge, wait_for
 from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (echo: a fixture)
 from tests.sse_client import SSEClient
+from tests.test_webhooks import fire, hooked
 
 # The server side of a request: none of these may be left in a cycle.
 SERVER_TYPES = ("HTTPServerRequest", "HTTP1ServerConnection")
@@ -49,9 +50,20 @@ async def test_finished_runs_leave_no_reference_cycles(api, server, echo):  # no
     refused = await api.workflow([START, {"id": "call", "type": "http",
                                           "config": {"url": closed_port_url() + "/x"}}],
                                  [edge("start", "call")])
+    hook, hook_id, secret = await hooked(
+        api, [{"id": "hook", "type": "webhook"}, {"id": "call", "type": "http", "config": {"url": echo.url + "/echo"}}],
+        [edge("hook", "call")], arm=False)
+
+    async def webhook_run():
+        status, body = await api.post(f"/api/workflows/{hook}/arm")
+        assert status == 200, body
+        status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret)
+        assert status == 202, body
+
     # Warm up first: caches and the first use of each path may keep objects for good.
     for wf in (ok, refused):
         await api.execute(wf)
+    await webhook_run()
     await quiet(server)
     cyclic_garbage()
     gc.disable()
@@ -65,6 +77,8 @@ async def test_finished_runs_leave_no_reference_cycles(api, server, echo):  # no
             events = await client.until_end()
             client.close()
             assert events[-1]["data"]["type"] == "execution_completed", events[-1]
+            await webhook_run()
+            await quiet(server)
         await quiet(server)
         await wait_for(lambda: server.runtime.in_flight == 0, 10)  # every answer has gone out
         left = cyclic_garbage()
