@@ -1,6 +1,7 @@
 """Where a run's CPU goes: py-spy samples a live server while one graph runs again and again.
 
     python bench/profile_run.py chain|fanout|three|save [--runs 20] [--top 25]
+    python bench/profile_run.py three --connections 16 [--seconds 5]   (wrk drives it)
 
 Needs py-spy (pip install py-spy) and ptrace rights. Prints the functions
 with the most samples, self and inclusive, over the threads holding the GIL, and the collapsed stacks' path for flame graphs.
@@ -15,9 +16,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Servers  # noqa: E402
+from common import KEY, Servers  # noqa: E402
 from bench_execute import chain, three_blocks  # noqa: E402
-from targets import fan_out_join  # noqa: E402
+from targets import fan_out_join, wrk  # noqa: E402
 
 GRAPHS = {"chain": lambda: chain(1000), "fanout": lambda: fan_out_join(1000), "three": three_blocks,
           "save": lambda: chain(5000)}  # save: PUT the 5,000-block graph again instead of running
@@ -28,6 +29,18 @@ def _cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _switches(pid):
+    """Context switches so far (voluntary and not), summed over the process's live threads."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except OSError:
+            pass  # the thread ended meanwhile
+    return total
 
 
 def summarize(path, top):
@@ -59,6 +72,8 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-spy", action="store_true", help="only time and count CPU, no sampling")
+    parser.add_argument("--connections", type=int, help="drive /execute with wrk at this many connections")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long wrk drives it")
     args = parser.parse_args()
     servers = Servers()
     out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
@@ -79,20 +94,28 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0 if args.no_spy else 1.0)
         times = []
-        cpu0 = _cpu(pid)
-        for _ in range(args.runs):
+        cpu0, switches0 = _cpu(pid), _switches(pid)
+        if args.connections:
+            url = f"{servers.url}/api/workflows/{wf}/execute"
+            rate, p50, _, _ = wrk(url, {"variables": {"n": 9}}, {"Authorization": f"Bearer {KEY}"},
+                                  args.connections, args.seconds)
+            args.runs = max(1, round(rate * args.seconds))
+            times = [p50]
+        for _ in range(0 if args.connections else args.runs):
             t0 = time.perf_counter()
             once()
             times.append(time.perf_counter() - t0)
         cpu = (_cpu(pid) - cpu0) / args.runs
+        switches = (_switches(pid) - switches0) / args.runs
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
     finally:
         servers.close()
     times.sort()
-    print(f"{args.graph}: {args.runs} runs, median {times[len(times) // 2] * 1e3:.1f} ms, "
-          f"server CPU {cpu * 1e3:.1f} ms per run")
+    print(f"{args.graph}: {args.runs} runs{f' at {args.connections} connections' if args.connections else ''}, "
+          f"median {times[len(times) // 2] * 1e3:.1f} ms, server CPU {cpu * 1e3:.2f} ms and "
+          f"{switches:.1f} context switches per run")
     if not args.no_spy:
         summarize(out, args.top)
         print("stacks:", out)
