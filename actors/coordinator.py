@@ -21,7 +21,7 @@ from .events import end_event
 from .launches import LaunchBudget
 from .threads import EngineActor, LingeringInbox
 from .messages import BlockChunk, BlockDone, Cancel, Idle, RunBlock
-from .persist import RunWriter
+from .persist import RunWriter, fail_unstarted
 from .templates import Scope, render
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,17 @@ class Coordinator(EngineActor):
             # thread is running and before any block is started.
             self.begun = self._begin()
             self._flush()
+
+    def _start_actor_loop(self):
+        try:
+            super()._start_actor_loop()
+        except BaseException as exc:
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            if self.begun is not None:
+                # Its row is at the writer already and no thread will ever end it: end it there.
+                fail_unstarted(self.engine.writer, self.plan.execution_id,
+                               f"internal error: the run could not start: {exc}")
+            raise
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ import pytest
 
 from actors.blocks import default_registry
 from actors.coordinator import Coordinator, Engine
+from actors.threads import EngineActor
 from actors.plan import plan_run
 from server.settings import Settings
 from tests.blocktypes import TEST_TYPES
@@ -31,6 +32,9 @@ class FakeWriter:
             result = True
         if done is not None:
             done(result, None)
+
+    def submit_until_stored(self, fn, args=()):
+        self.jobs.append((fn, list(args), threading.current_thread()))
 
 
 class FakeTimers:
@@ -151,3 +155,15 @@ def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
     # Every batch the writer got had something to store: chunks went straight to the watcher.
     assert all(ops for _, ops, _ in engine.writer.jobs)
     assert not any(op[0] == "event" and '"block_chunk"' in op[1]["data"] for op in engine.writer.ops)
+
+
+def test_a_streamed_run_whose_thread_cannot_start_is_ended_at_the_writer(engine, monkeypatch):
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(EngineActor, "_start_actor_loop", no_thread)
+    with pytest.raises(RuntimeError):
+        start(engine, [START], [], trigger="stream")
+    (_, first, _), (fail, args, _) = engine.writer.jobs
+    assert [op[0] for op in first] == ["run", "event"]
+    assert fail.__name__ == "fail_run" and args[0] == "e1" and "can't start new thread" in args[2]
+    assert not pykka.ActorRegistry.get_all()
