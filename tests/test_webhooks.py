@@ -325,8 +325,8 @@ async def test_a_called_webhook_runs_the_graph_saved_since(api):
     status, body, _ = await fire(api, hook_id, {"x": 1}, secret=secret, query="?wait=true")
     assert status == 200 and body["output"] == {"got": 1}, body
     new_out = {"id": "out", "type": "response", "config": {"data": {"new": "{{ hook.body.x }}"}}}
-    status, saved = await api.put(f"/api/workflows/{wf}/graph", {"blocks": [HOOK, new_out],
-                                                                  "edges": [edge("hook", "out")]})
+    graph = {"blocks": [HOOK, new_out], "edges": [edge("hook", "out")]}
+    status, saved = await api.put(f"/api/workflows/{wf}/graph", graph)
     assert status == 200
     await api.post(f"/api/workflows/{wf}/arm")
     status, body, _ = await fire(api, hook_id, {"x": 2}, secret=secret, query="?wait=true")
