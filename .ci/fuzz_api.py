@@ -57,8 +57,9 @@ def main(extra):
     try:
         cmd = ["schemathesis", "--config-file", os.path.join(ROOT, ".ci", "schemathesis.toml"),
                "run", f"{url}/api/openapi.json", "--checks", CHECKS,
-               "-H", f"Authorization: Bearer {KEY}", *extra]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, ".ci")]))
+               *extra]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, ".ci")]),
+                   ACTORFLOW_FUZZ_KEY=KEY)
         result = subprocess.run(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         print(result.stdout)

@@ -141,7 +141,8 @@ class RunWriter:
         self.told = True
         problem = refusal(error)
         reason = problem.message if problem is not None else f"storage unavailable: {error}"
-        log.error("store refused a write of run %s: %s", self.execution_id, error)
+        log.error("store refused a write of run %s: %s", self.execution_id, error,
+                  extra={"execution_id": self.execution_id})
         eid, seq = self.execution_id, self.published_seq + 1
         duration = int(round((time.monotonic() - self.t0) * 1000))
         event = end_event(eid, "failed", error=reason, duration_ms=duration, code=STORAGE_CODE)

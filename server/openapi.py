@@ -17,6 +17,7 @@ import json
 import tornado.web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import validate
 
 from actors.blocks import default_registry
 from schemas import responses as r
@@ -199,6 +200,10 @@ OPERATIONS = {
             "Execute": link("executeWorkflow", id="$response.body#/id"),
             "ExecuteStream": link("executeWorkflowStream", id="$response.body#/id"),
             "Deploy": link("deployWorkflow", id="$response.body#/id"),
+            "ListVersions": link("listVersions", id="$response.body#/id"),
+            "GetVersion": link("getVersion", id="$response.body#/id", n="$response.body#/graph_version"),
+            "RestoreVersion": link("restoreVersion", id="$response.body#/id",
+                                   n="$response.body#/graph_version"),
             "TriggerWebhook": link("triggerWebhook", **{
                 "webhook_id": "$response.body#/blocks/0/config/webhook_id",
                 "header.X-Webhook-Secret": "$response.body#/blocks/0/config/webhook_secret"}),
@@ -218,7 +223,10 @@ OPERATIONS = {
         NO_VERSION, tags=["graph"])},
     versions.RestoreVersionHandler: {"post": op(
         "restoreVersion", "Save a stored version again as the newest version",
-        {200: answer("The workflow with the restored graph, as GET answers it", r.WorkflowWithGraph)},
+        {200: answer("The workflow with the restored graph, as GET answers it", r.WorkflowWithGraph, links={
+            "Execute": link("executeWorkflow", id="$response.body#/id"),
+            "GetVersion": link("getVersion", id="$response.body#/id", n="$response.body#/graph_version"),
+        })},
         {**NO_VERSION, **STORE}, body=None, body_required=False,
         tags=["graph"])},
 
@@ -395,6 +403,21 @@ def _operation(spec_op, path_names, handler_class):
     return out
 
 
+def exclusive_bounds(self, field, ret, **kwargs):
+    """Range(min_inclusive=False) as JSON Schema's exclusiveMinimum (apispec writes `minimum`)."""
+    out = {}
+    for validator in field.validators:
+        if not isinstance(validator, validate.Range):
+            continue
+        if validator.min is not None and not validator.min_inclusive:
+            ret.pop("minimum", None)
+            out["exclusiveMinimum"] = validator.min
+        if validator.max is not None and not validator.max_inclusive:
+            ret.pop("maximum", None)
+            out["exclusiveMaximum"] = validator.max
+    return out
+
+
 def build(app) -> dict:
     """The OpenAPI document (a dict) for a tornado Application made by make_app."""
     plugin = MarshmallowPlugin()
@@ -407,6 +430,7 @@ def build(app) -> dict:
               "license": {"name": "MIT", "identifier": "MIT"}},
         security=[{"bearerAuth": []}, {"apiKey": []}])
     plugin.map_to_openapi_type(StrictNumber, "number", None)
+    plugin.converter.add_attribute_function(exclusive_bounds)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                    "description": "Authorization: Bearer <key>"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})

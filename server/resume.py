@@ -62,7 +62,8 @@ class Recovery:
             try:
                 self._runs.start(plan_resume(stored, now))
             except Exception:
-                log.exception("could not resume run %s; marking it failed", execution_id)
+                log.exception("could not resume run %s; marking it failed", execution_id,
+                              extra={"execution_id": execution_id})
                 self._writer.submit(processes.fail_runs, ([execution_id],))
         if claimed:
             log.warning("resumed %d runs of stopped servers", len(claimed))

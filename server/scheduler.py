@@ -33,7 +33,8 @@ def claim_due(now, late_after):
             to_run.append((row, tick))
         elif not fire:
             log.info("schedule %s/%s missed its tick at %s (server down?); catch_up is none",
-                     row["workflow_id"], row["block_id"], iso(tick))
+                     row["workflow_id"], row["block_id"], iso(tick),
+                     extra={"workflow_id": row["workflow_id"], "block_id": row["block_id"]})
     return to_run
 
 
@@ -85,7 +86,8 @@ class Scheduler:
                     trigger_payload=payload))
             except Exception as exc:  # e.g. shutting down: this tick is claimed, and lost
                 log.error("schedule %s/%s could not start its run for %s: %s",
-                          row["workflow_id"], row["block_id"], iso(tick), exc)
+                          row["workflow_id"], row["block_id"], iso(tick), exc,
+                          extra={"workflow_id": row["workflow_id"], "block_id": row["block_id"]})
         return runs
 
 

@@ -15,6 +15,9 @@ def test_document_is_valid_openapi_31():
     doc = document()
     assert doc["openapi"] == "3.1.0"
     validate(doc)
+    # marshmallow's Range(min_inclusive=False) is exclusive in the document too (the server refuses 0)
+    assert doc["components"]["schemas"]["ExecuteBody"]["properties"]["timeout"] == {
+        "type": "number", "exclusiveMinimum": 0}
 
 
 def test_every_route_and_method_is_described():
@@ -126,3 +129,60 @@ async def test_a_saved_graph_answer_matches_its_schema(api):
     check(logs, "#/components/schemas/Logs")
     status, page = await api.get(f"/api/workflows/{wf['id']}/executions")
     check(page, "#/components/schemas/ExecutionPage")
+
+
+@pytest.mark.gen_test
+async def test_the_documents_links_walk_create_graph_execute_executions_logs(api):
+    """Follow the links Schemathesis's stateful phase follows, resolving them from real answers:
+    create -> PUT graph -> execute -> executions -> logs, and the graph's versions."""
+    import jsonschema
+    from server.openapi import GRAPH_EXAMPLE
+    doc = document()
+    operations = {op["operationId"]: (path, method, op)
+                  for path, ops in doc["paths"].items() for method, op in ops.items()}
+
+    def pointer(body, expression):
+        for part in expression.split("#", 1)[1].strip("/").split("/"):
+            body = body[int(part)] if isinstance(body, list) else body[part]
+        return str(body)
+
+    async def follow(previous, link_name, body=None):
+        """Call the operation `link_name` of the previous answer points to, with its parameters."""
+        (_, _, op), path_args, answer = previous
+        link = op["responses"][str(answer[0])]["links"][link_name]
+        path, method, target = operations[link["operationId"]]
+        args, headers = {}, {}
+        for name, expression in link["parameters"].items():
+            value = (path_args[expression.rsplit(".", 1)[1]] if expression.startswith("$request.path.")
+                     else pointer(answer[1], expression))
+            if name.startswith("header."):
+                headers[name[len("header."):]] = value
+            else:
+                args[name] = value
+        status, got, _ = await api.call(method.upper(), path.format(**args), body, headers=headers or None)
+        assert str(status) in target["responses"], (link_name, status, got)
+        content = target["responses"][str(status)].get("content", {}).get("application/json")
+        if content:
+            jsonschema.Draft202012Validator({**content["schema"], "components": doc["components"]}).validate(got)
+        return operations[link["operationId"]], args, (status, got)
+
+    created = await api.post("/api/workflows", {"name": "links"})
+    step = (operations["createWorkflow"], {}, created)
+    graph = await follow(step, "PutGraph", GRAPH_EXAMPLE)
+    assert graph[2][0] == 200, graph[2]
+    version = await follow(graph, "GetVersion")
+    assert version[2][0] == 200 and version[2][1]["graph_version"] == 1, version[2]
+    assert (await follow(graph, "ListVersions"))[2][1]["total"] == 1
+    assert (await follow(graph, "RestoreVersion"))[2][1]["graph_version"] == 2
+    ran = await follow(graph, "Execute", {"variables": {"text": "hi"}})
+    assert ran[2][0] == 200 and ran[2][1]["status"] == "completed", ran[2]
+    assert (await follow(ran, "GetExecution"))[2][1]["status"] == "completed"
+    history = await follow(ran, "ListExecutions")
+    assert history[2][1]["executions"][0]["id"] == ran[2][1]["execution_id"]
+    logs = await follow(history, "GetLogs")
+    assert [entry["block_id"] for entry in logs[2][1]["logs"]] == ["hook", "start", "out"], logs[2]
+    deployed = await follow(step, "Deploy")
+    assert deployed[2][0] == 200
+    assert (await follow(deployed, "Arm"))[2][0] == 200
+    hook = await follow(graph, "TriggerWebhook", {"x": 1})
+    assert hook[2][0] == 202, hook[2]

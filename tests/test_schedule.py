@@ -5,6 +5,7 @@ want instead of waiting for a clock.
 """
 
 import datetime
+import logging
 import subprocess
 import sys
 
@@ -119,7 +120,8 @@ async def test_each_tick_runs_exactly_once_while_deployed(api, scheduler):
 
 
 @pytest.mark.gen_test
-async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, scheduler):
+async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, scheduler, caplog):
+    caplog.set_level(logging.INFO, logger="server.scheduler")
     skip, deployed_at = await deployed(api, cron="*/10 * * * *", variables={"who": "a"})
     catch, _ = await deployed(api, cron="*/10 * * * *", catch_up="latest", variables={"who": "b"})
     # A dozen ticks missed; the latest one is 5 minutes old (late, not merely slow).
@@ -131,6 +133,9 @@ async def test_after_downtime_catch_up_none_skips_and_latest_runs_once(api, sche
     assert result["output"] == {"at": latest.isoformat(timespec="milliseconds") + "Z", "who": "b"}
     assert await scheduler.run_due(now=later + datetime.timedelta(seconds=5)) == []
     assert await stored_runs(api, skip) == []
+    # The skipped tick is logged with its workflow and block (fields of ACTORFLOW_LOG_FORMAT=json).
+    missed = [r for r in caplog.records if "missed its tick" in r.getMessage()]
+    assert missed and {(r.workflow_id, r.block_id) for r in missed} == {(skip, "tick")}
 
 
 def test_a_tick_is_claimed_by_exactly_one_of_several_processes(tmp_path):
