@@ -7,6 +7,7 @@ import time
 import pykka
 
 from actors.errors import BlockError
+from models.base import without_surrogates
 from .threads import EngineActor, start_daemon
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
@@ -94,11 +95,11 @@ class BlockActor(EngineActor):
             except BlockCancelled:
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, _clip(ctx.stdout))
             except BlockError as exc:
-                error = exc.message
+                error = without_surrogates(exc.message)  # it may quote what the block saw
             except Exception as exc:  # a bug in a block type must fail the block, not the run's actor
                 log.exception("block %s crashed", msg.block_id,
                               extra={"execution_id": ctx.execution_id, "block_id": msg.block_id})
-                error = f"{type(exc).__name__}: {exc}"
+                error = without_surrogates(f"{type(exc).__name__}: {exc}")
             stdout = _clip(ctx.stdout)
             if msg.cancelled.is_set():
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout)
@@ -113,6 +114,7 @@ class BlockActor(EngineActor):
 def _clip(text):
     if text is None:
         return None
+    text = without_surrogates(text)
     if len(text) > STDOUT_LIMIT:
         return text[:STDOUT_LIMIT] + "\n[stdout truncated]"
     return text
