@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 
 from actors.errors import BlockError
 from .context import BlockCancelled, BlockTimeout
+from .values import too_large
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,13 @@ class SandboxPool:
     """
 
     def __init__(self, size=2, memory_mb=512, cpu_seconds=60, *, max_processes=32,
-                 file_mb=16, max_files=256, max_result_mb=16, python=None,
+                 file_mb=16, max_files=256, max_result_bytes=16 * 1024 * 1024, python=None,
                  uid_base=60600, uid_count=512, lock_dir="/run/actorflow-sandbox",
                  network=False, concurrency=None):
         self.size = max(0, int(size))
         self.memory_mb = int(memory_mb)
         self.cpu_seconds = int(cpu_seconds)
-        self.max_result = int(max_result_mb) * 1024 * 1024
+        self.max_result = int(max_result_bytes)  # ACTORFLOW_MAX_VALUE_BYTES
         self.concurrency = max(1, int(concurrency or 2 * (os.cpu_count() or 1)))
         self._limits = {"as_bytes": self.memory_mb * 1024 * 1024, "cpu_seconds": self.cpu_seconds,
                         "nproc": max_processes, "fsize": file_mb * 1024 * 1024,
@@ -206,8 +207,7 @@ class SandboxPool:
         if reason == "closed":
             raise SandboxError("code stopped: the sandbox was closed", stdout)
         if reason == "too_big":
-            limit = self.max_result // 2**20
-            raise SandboxError(f"return value is larger than {limit} MiB", stdout)
+            raise SandboxError(too_large("return value", self.max_result).message, stdout)
         if answer is None:
             raise SandboxError(self._death_message(worker.proc.returncode), stdout)
         if "error" in answer:

@@ -67,7 +67,7 @@ class Runtime:
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
             cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,
-            network=settings.code_network)
+            network=settings.code_network, max_result_bytes=settings.max_value_bytes)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, services=self.services)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests import openai_server as oa
-from tests.helpers import START, edge
+from tests.helpers import START, configure, edge
 from tests.llm_fixtures import chunks_of, echo, fake_llm  # noqa: F401  (fixtures)
 from tests.sse_client import SSEClient
 
@@ -89,3 +89,22 @@ async def test_a_block_error_quoting_a_lone_surrogate_fails_the_block_not_the_st
     assert logs["c"]["status"] == "failed" and "a\ufffdb" in logs["c"]["error"]
     status, health = await api.get("/api/health", key=None, timeout=1)
     assert status == 200
+
+
+@configure(max_value_bytes=17 * 1024 * 1024)
+@pytest.mark.gen_test(timeout=60)
+async def test_code_return_values_are_bounded_by_the_setting_and_named_by_it(api):
+    # The code sandbox takes what the setting allows (over its former fixed 16 MiB) ...
+    size = 16 * 1024 * 1024 + 100
+    wf = await api.workflow([START, {"id": "c", "type": "code", "config": {"code": f"return 'y' * {size}"}}],
+                            [edge("start", "c")])
+    status, body = await api.execute(wf)
+    assert status == 200 and len(body["output"]["c"]) == size, status
+    # ... and past it, the error names the setting.
+    wf = await api.workflow([START, {"id": "c", "type": "code",
+                                     "config": {"code": f"return 'y' * {17 * 1024 * 1024}"}}],
+                            [edge("start", "c")])
+    status, body = await api.execute(wf)
+    assert status == 500 and body["error"] == (
+        f"block 'c' failed: return value is larger than the limit of {17 * 1024 * 1024} bytes "
+        "(ACTORFLOW_MAX_VALUE_BYTES)"), body
