@@ -86,8 +86,10 @@ MIGRATIONS = [_v1_tables, _v2_durable_runs, _v3_schedules, _v4_parent_runs,
 def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
     """Connect the shared proxy to `url` (sqlite:///rel/path, sqlite:////abs, postgresql://...).
 
-    `busy_timeout`: how long (seconds) a SQLite write waits for another
-    process's lock before the store refuses it.
+    `busy_timeout`: how long (seconds) a write waits for another process's
+    lock before the store refuses it (SQLite's busy timeout, PostgreSQL's
+    lock_timeout: without it PostgreSQL waits for ever, and so would every
+    write of this server behind it).
     """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -98,7 +100,8 @@ def open_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
         if path and path != ":memory:":
             _private(path)
     else:
-        db = connect(url)
+        # lock_timeout=0 would mean "no limit": a zero busy timeout is the shortest wait instead.
+        db = connect(url, options=f"-c lock_timeout={max(1, int(busy_timeout * 1000))}")
     database.initialize(db)
     return db
 

@@ -7,7 +7,7 @@ then reports each job's result. That gives "on disk before anyone is told",
 one lock holder per process, and group commit under load.
 
 When the store refuses a batch (locked by another process past the busy
-timeout, disk full, an I/O error), the batch is written again job by job, so
+timeout (PostgreSQL: lock_timeout), disk full, an I/O error), the batch is written again job by job, so
 one oversized or unencodable job fails alone. A job queued with
 `submit_until_stored` is tried again, backing off, until the store takes it:
 that is how a run whose writes were refused still ends `failed` on disk.
@@ -39,7 +39,8 @@ def refusal(exc):
     if isinstance(exc, OverflowError):
         return StorageUnavailable(f"storage unavailable: a number the store cannot hold ({exc})")
     if isinstance(exc, (peewee.OperationalError, peewee.InternalError, peewee.DataError)):
-        return StorageUnavailable(f"storage unavailable: {exc}")
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # not PostgreSQL's quoted SQL
+        return StorageUnavailable(f"storage unavailable: {reason}")
     return None
 
 
@@ -58,7 +59,8 @@ def _first_cause(exc):
 def _store_wide(exc):
     """Errors that refuse every write alike (no point trying the rest of a batch)."""
     text = str(exc).lower()
-    return isinstance(exc, peewee.OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(exc, peewee.OperationalError) and (
+        "locked" in text or "busy" in text or "lock timeout" in text)  # SQLite; PostgreSQL
 
 
 class Writer:

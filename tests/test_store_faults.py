@@ -161,12 +161,34 @@ sys.stdin.readline()
 db.execute("COMMIT")
 """
 
+# PostgreSQL: every table locked against writes (reads still go), the same until released.
+HOLD_PG_LOCK = """
+import psycopg2, sys
+db = psycopg2.connect(sys.argv[1])
+cur = db.cursor()
+cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+tables = ", ".join('"%s"' % name for (name,) in cur.fetchall())
+cur.execute("LOCK TABLE " + tables + " IN EXCLUSIVE MODE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.commit()
+"""
+
 
 class LockHolder:
-    """A second process holding the database's write lock (BEGIN EXCLUSIVE) until released."""
+    """A second process holding the database's write lock until released.
 
-    def __init__(self, path):
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+    `target`: a SQLite file path or database URL (BEGIN EXCLUSIVE), or a
+    PostgreSQL URL (LOCK TABLE ... IN EXCLUSIVE MODE on every table).
+    """
+
+    def __init__(self, target):
+        target = str(target)
+        if target.startswith(("postgres://", "postgresql://")):
+            script = HOLD_PG_LOCK
+        else:
+            script, target = HOLD_LOCK, target.removeprefix("sqlite:///")
+        self.proc = subprocess.Popen([sys.executable, "-c", script, target],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "locked"
 
@@ -191,16 +213,15 @@ async def ended(api, wf, eid, deadline=30.0):
 ECHO = {"id": "out", "type": "response", "config": {"data": {"got": "{{ variables.x }}"}}}
 
 
-@sqlite_only
 @configure(db_busy_timeout=0.3)
 @pytest.mark.gen_test(timeout=60)
 async def test_locked_store_answers_503_and_the_run_ends_failed_once_it_is_free(api, server, settings):
     wf = await api.workflow([START, ECHO], [edge("start", "out")])
-    holder = LockHolder(settings.database_url[len("sqlite:///"):])
+    holder = LockHolder(settings.database_url)
     try:
         status, body = await api.execute(wf, {"x": 1})
         assert status == 503, body
-        assert body["error_code"] == "STORAGE_UNAVAILABLE" and "locked" in body["error"], body
+        assert body["error_code"] == "STORAGE_UNAVAILABLE" and "lock" in body["error"], body
         eid = body["execution_id"]
         assert await healthy(api) < 1
         # A plain route answers in the plain shape.
@@ -235,7 +256,6 @@ async def test_locked_store_answers_503_and_the_run_ends_failed_once_it_is_free(
     assert await healthy(api) < 1
 
 
-@sqlite_only
 @configure(db_busy_timeout=0.3)
 @pytest.mark.gen_test(timeout=60)
 async def test_a_webhook_call_the_store_refuses_is_503_and_neither_arm_nor_run_is_written(
@@ -251,10 +271,10 @@ async def test_a_webhook_call_the_store_refuses_is_503_and_neither_arm_nor_run_i
     config = (await api.get(f"/api/workflows/{hooked['id']}"))[1]["blocks"][0]["config"]
     path = f"/api/webhooks/{config['webhook_id']}"
     secret = {"X-Webhook-Secret": config["webhook_secret"], "Content-Type": "application/json"}
-    holder = LockHolder(settings.database_url[len("sqlite:///"):])
+    holder = LockHolder(settings.database_url)
     try:
         status, body, _ = await api.call("POST", path, raw=b'{"x": 1}', key=None, headers=secret)
-        assert status == 503 and set(body) == {"error"} and "locked" in body["error"], body
+        assert status == 503 and set(body) == {"error"} and "lock" in body["error"], body
     finally:
         holder.release()
     # Nothing was taken and nothing is left to finish: the arm is as it was, no run exists.
