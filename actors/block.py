@@ -88,6 +88,7 @@ class BlockActor(EngineActor):
                 cancelled=msg.cancelled,
                 deadline=time.monotonic() + msg.timeout if msg.timeout else None,
                 workspace=self.workspace, execution_id=self.execution_id, depth=self.depth,
+                attempt=attempts,
             )
             try:
                 output = storable(self.block_type.run(ctx), self._limit)

@@ -98,6 +98,7 @@ class BlockContext:
     copies: changing them changes nothing anyone else sees.
     A block fails by raising `BlockError(message)`; it sets `stdout` to keep
     printed text in its log. `depth` is the run's depth (see plan.DEPTH_HEADER).
+    `attempt` counts this block's tries in this run (1, then 2 on the first retry).
     """
 
     config = _Own()
@@ -107,7 +108,7 @@ class BlockContext:
 
     def __init__(self, *, block_id, block_type, config, inputs, variables, trigger=None,
                  settings=None, services=None, emit=None, cancelled=None, deadline=None,
-                 workspace=None, execution_id=None, depth=0):
+                 workspace=None, execution_id=None, depth=0, attempt=1):
         self.block_id = block_id
         self.block_type = block_type
         self._shared = {"config": config, "inputs": inputs, "variables": variables, "trigger": trigger}
@@ -116,6 +117,7 @@ class BlockContext:
         self.workspace = workspace
         self.execution_id = execution_id
         self.depth = depth
+        self.attempt = attempt
         self._emit = emit
         self.cancelled = cancelled if cancelled is not None else CancelFlag()
         self.deadline = deadline

@@ -71,14 +71,14 @@ class SubRuns:
         self.max_depth, self.execute_timeout = max_depth, execute_timeout
         self._starting = set()  # tasks starting sub-runs, held so they are not collected midway
 
-    def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None):
+    def run(self, workspace, workflow_id, variables, timeout, cancelled, depth=0, parent=None, retry=False):
         """Run `workflow_id` of `workspace` with `variables`; return its output. Call off the loop.
 
         `depth` is the calling run's. Raises SubRunFailed (a message for the
         model) when it cannot start, fails or times out, and BlockCancelled
         when `cancelled` is set.
         """
-        sub = self.begin(workspace, workflow_id, variables, timeout, depth, parent=parent)
+        sub = self.begin(workspace, workflow_id, variables, timeout, depth, parent=parent, retry=retry)
         give_up = time.monotonic() + self.timeout(timeout) + GRACE
         while not sub.done.wait(POLL):
             if cancelled is not None and cancelled.is_set():
@@ -96,12 +96,13 @@ class SubRuns:
         return cap if timeout is None else min(float(timeout), cap)
 
     def begin(self, workspace, workflow_id, variables, timeout, depth=0, parent=None, tag=None,
-              on_done=None) -> SubRun:
+              on_done=None, retry=False) -> SubRun:
         """Ask the loop to start the sub-run; do not wait. Call off the loop.
 
         `parent` (plan.Parent) links the sub-run to its block; a completed
         sub-run already linked there (the block ran before its server stopped)
-        is reused instead of run again. Raises SubRunFailed when it cannot start.
+        is reused instead of run again; on a `retry` of the block only a completed
+        one is (a failed one runs again). Raises SubRunFailed when it cannot start.
         """
         depth += 1
         if depth > self.max_depth:
@@ -113,7 +114,7 @@ class SubRuns:
         if timeout <= 0:
             raise SubRunFailed(f"no time left to run workflow {workflow_id}")
         sub = SubRun(workflow_id, tag, on_done)
-        self.bridge.call(self._start, sub, workspace, workflow_id, variables, timeout, depth, parent)
+        self.bridge.call(self._start, sub, workspace, workflow_id, variables, timeout, depth, parent, retry)
         return sub
 
     @staticmethod
@@ -144,11 +145,11 @@ class SubRuns:
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
-    async def _start_run(self, sub, workspace, workflow_id, variables, timeout, depth, parent):
+    async def _start_run(self, sub, workspace, workflow_id, variables, timeout, depth, parent, retry):
         if sub.abandoned:
             return
         try:
-            run = await self._earlier(parent)
+            run = await self._earlier(parent, retry)
             if run is None:
                 wf = await self.starter.load(workspace, workflow_id)
                 run = await self.starter.start(wf, variables, "api", timeout, depth=depth, parent=parent)
@@ -180,12 +181,14 @@ class SubRuns:
 
         run.finished.add_done_callback(finished)
 
-    async def _earlier(self, parent):
+    async def _earlier(self, parent, retry=False):
         """What this block's item ran before a stop: a result, a live run, or None (start it).
 
         A sub-run resumed here along with its parent is joined while it runs;
         one that has ended gives its result, also when it ended between the
-        read and the look at the live runs.
+        read and the look at the live runs. On a `retry` of the block only a
+        completed one counts: the item failed before, so it runs again (a live
+        one, perhaps still being cancelled by the failed try, is waited for first).
         """
         if parent is None:
             return None
@@ -194,9 +197,14 @@ class SubRuns:
         row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)
         if row is not None and row["status"] == "running":
             live = self.runs.get(row["id"])
-            if live is not None:
+            if live is not None and not retry:
                 return live.result if live.over else live
+            if live is not None:
+                result = live.result if live.over else await asyncio.shield(live.finished)
+                return result if result["status"] == "completed" else None
             row = await read(child_run_of, parent.execution_id, parent.block_id, parent.index)
         if row is None or row["status"] == "running":
             return None     # never started, or not resumed here: run it (at least once)
+        if retry and row["status"] != "completed":
+            return None
         return {"status": row["status"], "output": row["output"], "error": row["error"]}

@@ -10,6 +10,7 @@ Routes (any method):
   /big/<bytes>         200 application/octet-stream of that many bytes (no content-length)
   /slow/<seconds>      waits, then answers like /echo
   /drip                200, then one byte every 0.1 s for a minute
+  /flaky/<name>/<n>    500 for the first n requests with that name, then answers like /echo
   /barrier/<name>/<n>  waits (5 s at most) until n requests wait on that barrier, then answers
                        like /echo; 500 when the others never came (the calls were not concurrent)
   /gate/<name>?tag=t   waits until the test calls `open_gate(name)` (30 s at most), then answers
@@ -80,6 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(block[:size])
                     size -= len(block)
                 return
+            if path.startswith("/flaky/"):
+                _, _, name, n = path.split("/")[:4]
+                if sum(r["path"].startswith(f"/flaky/{name}/") for r in list(self.server.owner.requests)) <= int(n):
+                    return self._json(500, {"error": "flaky", "name": name})
             if path.startswith("/barrier/"):
                 _, _, name, n = path.split("/")[:4]
                 try:

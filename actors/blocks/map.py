@@ -70,7 +70,7 @@ def run(ctx):
                 try:
                     pending[i] = subrun.begin(ctx.workspace, workflow_id, variables, ctx.remaining(),
                                               ctx.depth, parent=Parent(ctx.execution_id, ctx.block_id, i),
-                                              tag=i, on_done=done.put)
+                                              tag=i, on_done=done.put, retry=ctx.attempt > 1)
                 except BlockError as exc:
                     _item_failed(ctx, outputs, i, exc, on_error)
             if not pending:

@@ -27,7 +27,7 @@ def run(ctx):
     if not isinstance(variables, dict):
         raise BlockError("variables must be an object")
     return subrun.run(ctx.workspace, workflow_id, variables, ctx.remaining(), ctx.cancelled,
-                      depth=ctx.depth, parent=Parent(ctx.execution_id, ctx.block_id))
+                      depth=ctx.depth, parent=Parent(ctx.execution_id, ctx.block_id), retry=ctx.attempt > 1)
 
 
 TYPE = BlockType("workflow", check, run, uses_inputs=False, waits_on_runs=True)
