@@ -1,12 +1,15 @@
 """workflow and map blocks: sub-runs linked to their parent, depth, cancel, order, errors."""
 
+import asyncio
 import json
+import threading
 import time
 
 import pytest
 
 from tests.conftest import OTHER_KEY
 from tests.helpers import START, configure, edge
+from tests.llm_fixtures import echo  # noqa: F401  (fixture)
 from tests.test_stream import wait_for
 
 
@@ -50,6 +53,16 @@ async def test_workflow_block_runs_child_and_links_it(api):
     assert one["variables"] == {"name": "ada", "n": 3}
     status, top = await api.get(f"/api/workflows/{parent}/executions/{body['execution_id']}")
     assert top["parent_execution_id"] is None and top["parent_block_id"] is None
+
+    # The child's latest graph runs: a re-save is used by the parent's next run.
+    status, saved = await api.put(f"/api/workflows/{child}/graph", {"blocks": [START, {
+        "id": "out", "type": "response", "config": {"data": "v2 {{ variables.name }}"}}],
+        "edges": [edge("start", "out")]})
+    assert status == 200 and saved["graph_version"] == 2, saved
+    status, body = await api.execute(parent, {"who": "bo"})
+    assert status == 200 and body["output"] == "v2 bo", body
+    [kid] = await children_of(api, child, body["execution_id"])
+    assert kid["graph_version"] == 2
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -190,3 +203,116 @@ async def test_config_checked_at_save(api):
         assert status == 400, (block, body)
         assert body["error_code"] == "VALIDATION_ERROR"
         assert any(d.get("block_id") == block["id"] and key in d["path"] for d in body["details"]), body
+
+
+def gated_child(echo, gate):
+    """A child whose http block waits at the echo server's gate until the test opens it."""
+    return ([START, {"id": "wait", "type": "http", "config": {
+                "url": echo.url + f"/gate/{gate}?tag={{{{ variables.index }}}}", "timeout": 60}},
+             {"id": "out", "type": "response", "config": {"data": "{{ variables.index }}"}}],
+            [edge("start", "wait"), edge("wait", "out")])
+
+
+async def running_execution(api, wf):
+    async def one():
+        status, page = await api.get(f"/api/workflows/{wf}/executions")
+        return page["executions"][0] if page["executions"] else None
+    return await wait_for(one, timeout=30)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_cancelling_the_parent_cancels_its_children(api, echo):
+    for gate, running, block in (
+            ("one", 1, {"id": "sub", "type": "workflow", "config": {"variables": {"index": 9}}}),
+            ("many", 2, {"id": "sub", "type": "map", "config": {"items": [0, 1, 2, 3, 4, 5], "concurrency": 2}})):
+        child = await api.workflow(*gated_child(echo, gate))
+        block["config"]["workflow_id"] = child
+        parent = await api.workflow(*parent_of(block))
+        call = asyncio.ensure_future(api.execute(parent, {}))
+        await wait_for(lambda: len(echo.held(gate)) == running, timeout=30)
+        top = await running_execution(api, parent)
+        status, body = await api.post(f"/api/workflows/{parent}/executions/{top['id']}/cancel")
+        assert status == 200 and body["status"] == "cancelled", body
+        status, body = await call
+        assert status == 500 and "cancelled" in body["error"], body
+
+        async def children_ended():
+            kids = await children_of(api, child, top["id"])
+            return kids if kids and all(k["status"] != "running" for k in kids) else None
+
+        kids = await wait_for(children_ended, timeout=30)
+        assert [k["status"] for k in kids] == ["cancelled"] * running, kids   # the rest never started
+        assert len(echo.held(gate)) == running   # cancelled while their http calls still waited
+        echo.open_gate(gate)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_map_runs_four_items_at_once_by_default(api, echo):
+    child = await api.workflow(*gated_child(echo, "m"))
+    parent = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": list(range(10)), "workflow_id": child}}))
+    call = asyncio.ensure_future(api.execute(parent, {}))
+    await wait_for(lambda: len(echo.held("m")) == 4, timeout=30)
+    top = await running_execution(api, parent)
+    await asyncio.sleep(0.5)        # room for a fifth item to start, were the limit broken
+    assert sorted(echo.held("m"), key=int) == ["0", "1", "2", "3"]
+    assert len(await children_of(api, child, top["id"])) == 4
+    echo.open_gate("m")
+    status, body = await call
+    assert status == 200 and body["output"] == list(range(10)), body
+    assert echo.most_held["m"] == 4
+
+
+@pytest.mark.gen_test(timeout=300)
+async def test_map_of_a_thousand_items_at_concurrency_16(api):
+    """Threads grow with concurrency, not with items (time and peak threads: docs/performance.md)."""
+    child = await api.workflow([START, {"id": "out", "type": "response", "config": {
+        "data": {"n": "{{ variables.item }}", "i": "{{ variables.index }}"}}}], [edge("start", "out")])
+    parent = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": "{{ variables.list }}", "workflow_id": child, "concurrency": 16}}))
+    peak, stop = [threading.active_count()], threading.Event()
+
+    def sample():
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], threading.active_count())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        status, body, _ = await api.call("POST", f"/api/workflows/{parent}/execute",
+                                         {"variables": {"list": [f"x{i}" for i in range(1000)]}}, timeout=240)
+    finally:
+        stop.set()
+        sampler.join()
+    assert status == 200, body
+    assert body["output"] == [{"n": f"x{i}", "i": i} for i in range(1000)]
+    status, page = await api.get(f"/api/workflows/{child}/executions?limit=1")
+    assert page["total"] == 1000
+    assert peak[0] < 200, peak      # a thread per item (or per finished item) would pass 1,000
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_retried_map_reruns_failed_items_only(api, echo):
+    """Each item's first call fails: every retry takes the completed items as they are and reruns the failed one."""
+    child = await api.workflow([START, {"id": "call", "type": "http", "config": {
+        "url": echo.url + "/flaky/{{ variables.item }}/1"}},
+        {"id": "out", "type": "response", "config": {"data": "{{ variables.item }}"}}],
+        [edge("start", "call"), edge("call", "out")])
+    parent = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": ["a", "b", "c"], "workflow_id": child, "concurrency": 1, "retries": 3, "retry_delay": 0}}))
+    status, body = await api.execute(parent, {})
+    assert status == 200 and body["output"] == ["a", "b", "c"], body
+    assert sorted(r["path"] for r in echo.requests) == [f"/flaky/{x}/1" for x in "aabbcc"]
+    kids = await children_of(api, child, body["execution_id"])
+    assert sorted((k["parent_index"], k["status"]) for k in kids) == [
+        (i, s) for i in range(3) for s in ("completed", "failed")]
+    status, logs = await api.get(f"/api/workflows/{parent}/executions/{body['execution_id']}/logs")
+    assert next(e for e in logs["logs"] if e["block_id"] == "each")["attempts"] == 4
+
+    # A workflow block's retry runs its failed child again too.
+    parent = await api.workflow(*parent_of({"id": "sub", "type": "workflow", "config": {
+        "workflow_id": child, "variables": {"item": "w"}, "retries": 1, "retry_delay": 0}}))
+    status, body = await api.execute(parent, {})
+    assert status == 200 and body["output"] == "w", body
+    kids = await children_of(api, child, body["execution_id"])
+    assert sorted(k["status"] for k in kids) == ["completed", "failed"]
