@@ -91,6 +91,8 @@ def execution_json(row: Execution, full=False) -> dict:
         body["block_id"] = row.error_block
         body["variables"] = row.variables
         body["output"] = row.output
+        # What started the run: a schedule's tick, a webhook's call; null for API runs.
+        body["trigger_payload"] = row.trigger_payload
     return body
 
 

@@ -331,7 +331,8 @@ def restore_arm(workflow_pk: int, until):
 # -- graph versions ---------------------------------------------------------
 
 def _version_json(row) -> dict:
-    return {"graph_version": row.version, "saved_at": iso(row.saved_at),
+    # `number` is the same as `graph_version`: the name the version list was asked for by.
+    return {"graph_version": row.version, "number": row.version, "saved_at": iso(row.saved_at),
             "blocks": len(row.blocks), "edges": len(row.edges)}
 
 

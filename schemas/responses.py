@@ -167,6 +167,9 @@ class ExecutionDetail(Execution):
     block_id = fields.String(required=True, allow_none=True)
     variables = AnyJSON(required=True)
     output = AnyJSON(required=True)
+    trigger_payload = AnyJSON(required=True, metadata={
+        "description": "what started the run: a schedule's {tick, timezone}, a webhook's call "
+                       "{body, headers, query, method}; null for API runs"})
 
 
 class ExecutionPage(Page):
@@ -261,6 +264,8 @@ STREAM_EVENTS = (ExecutionStartedEvent, BlockStartedEvent, BlockChunkEvent, Bloc
 
 class Version(Schema):
     graph_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    number = fields.Integer(required=True, validate=validate.Range(min=1),
+                            metadata={"description": "the version number (the same as graph_version)"})
     saved_at = _time()
     blocks = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"description": "how many"})
     edges = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"description": "how many"})
@@ -273,6 +278,8 @@ class VersionPage(Page):
 class VersionGraph(Schema):
     workflow_id = fields.String(required=True)
     graph_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    number = fields.Integer(required=True, validate=validate.Range(min=1),
+                            metadata={"description": "the version number (the same as graph_version)"})
     saved_at = _time()
     blocks = fields.List(fields.Nested(SavedBlock), required=True)
     edges = fields.List(fields.Nested(SavedEdge), required=True)

@@ -113,6 +113,9 @@ async def test_each_tick_runs_exactly_once_while_deployed(api, scheduler):
     assert await scheduler.run_due(now=tick + datetime.timedelta(seconds=30)) == []
     [stored] = await stored_runs(api, wf)
     assert stored["trigger"] == "schedule" and stored["status"] == "completed"
+    status, one = await api.get(f"/api/workflows/{wf}/executions/{stored['id']}")
+    assert one["trigger_payload"] == {"tick": tick.isoformat(timespec="milliseconds") + "Z", "timezone": "UTC"}
+    assert one["variables"] == {"who": "cron"}
     # undeployed: the next tick is not run
     await api.post(f"/api/workflows/{wf}/undeploy")
     assert await scheduler.run_due(now=tick + datetime.timedelta(hours=1, seconds=1)) == []

@@ -1,8 +1,13 @@
 """Graph versions: every save is a version; list, read, restore; runs say which they ran; pruning."""
 
+import datetime
+
 import pytest
 
 from tests.helpers import START, configure, edge
+
+
+D = datetime.datetime
 
 
 def graph(data, hook=False):
@@ -34,12 +39,18 @@ async def test_each_save_is_a_version_and_runs_record_theirs(api):
 
     status, page = await api.get(f"/api/workflows/{wid}/versions")
     assert status == 200 and page["total"] == 2 and page["limit"] == 50 and page["offset"] == 0
-    assert [(v["graph_version"], v["blocks"], v["edges"]) for v in page["versions"]] == [(2, 2, 1), (1, 2, 1)]
+    assert [(v["graph_version"], v["number"], v["blocks"], v["edges"]) for v in page["versions"]] == [
+        (2, 2, 2, 1), (1, 1, 2, 1)]
+    saved = [D.fromisoformat(v["saved_at"].rstrip("Z")) for v in page["versions"]]
+    assert saved[0] >= saved[1] and all(v["saved_at"].endswith("Z") for v in page["versions"])
     status, one = await api.get(f"/api/workflows/{wid}/versions/1")
     assert status == 200 and one["blocks"][1]["config"] == {"data": "one"} and one["edges"] == [edge("start", "out")]
+    assert (one["graph_version"], one["number"], one["saved_at"]) == (1, 1, page["versions"][1]["saved_at"])
 
     status, runs = await api.get(f"/api/workflows/{wid}/executions")
     assert [r["graph_version"] for r in runs["executions"]] == [2, 1]
+    status, run = await api.get(f"/api/workflows/{wid}/executions/{body['execution_id']}")
+    assert (run["graph_version"], run["trigger"], run["trigger_payload"]) == (2, "api", None)
     status, got = await api.get(f"/api/workflows/{wid}")
     assert got["graph_version"] == 2
     status, deployed = await api.post(f"/api/workflows/{wid}/deploy")
@@ -76,6 +87,8 @@ async def test_restore_keeps_webhook_credentials_and_the_arm(api):
     status, body, _ = await api.call("POST", f"/api/webhooks/{hook['webhook_id']}?wait=true", {"x": 1}, key=None,
                                      headers={"X-Webhook-Secret": hook["webhook_secret"]})
     assert status == 200 and body["output"] == "one", body
+    status, run = await api.get(f"/api/workflows/{wid}/executions/{body['execution_id']}")
+    assert run["trigger"] == "webhook" and run["graph_version"] == 3 and run["trigger_payload"]["body"] == {"x": 1}
 
 
 @pytest.mark.gen_test
