@@ -1,4 +1,4 @@
-"""Two real server processes on one SQLite file, a schedule firing every minute: one run per tick.
+"""Two real server processes on one database, a schedule firing every minute: one run per tick.
 
 Slow (it waits for real minute boundaries), so not part of the README's test
 command; `.ci/run` runs it as its own stage: `python3 -m pytest tests_slow`.
@@ -8,6 +8,7 @@ import json
 import time
 import urllib.request
 
+from tests.databases import database_url, drop_created
 from tests.processes import ServerProcess, wait_until
 
 KEY = "af_schedule_two_servers_key_00001"
@@ -21,7 +22,7 @@ def call(url, method="GET", body=None):
 
 
 def test_each_tick_runs_once_with_two_servers_on_one_database(tmp_path):
-    url = f"sqlite:///{tmp_path / 'af.db'}"
+    url = database_url(tmp_path)      # SQLite, or PostgreSQL with ACTORFLOW_TEST_DATABASE_URL
     env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_SCHEDULE_INTERVAL": "0.2"}
     first = ServerProcess(url, env=env)
     second = ServerProcess(url, env=env)
@@ -42,7 +43,9 @@ def test_each_tick_runs_once_with_two_servers_on_one_database(tmp_path):
         ticks = [r for r in runs() if r["trigger"] == "schedule"]
         outputs = [call(first.url + f"/api/workflows/{wf}/executions/{r['id']}")["output"] for r in ticks]
         assert len(outputs) == len(set(outputs)), outputs  # no tick ran twice
+        assert all(o.endswith(":00.000Z") for o in outputs), outputs   # each a minute's tick
         assert all(r["status"] == "completed" for r in ticks)
     finally:
         first.kill()
         second.kill()
+        drop_created()
