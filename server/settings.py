@@ -192,7 +192,7 @@ CLIENT_KEYS = ("url", "key_file")
 _POSITIVE = {"execute_timeout", "arm_window", "keepalive_interval", "heartbeat_interval",
              "max_body", "max_graph_body", "max_blocks", "max_edges", "max_block_threads", "code_memory_mb",
              "code_cpu_seconds", "schedule_interval", "keep_versions", "max_map_items", "db_readers",
-             "reattach_poll", "max_value_bytes"}
+             "reattach_poll", "db_busy_timeout", "code_concurrency", "max_value_bytes"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

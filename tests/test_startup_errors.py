@@ -98,6 +98,9 @@ def test_the_real_command_takes_flag_then_environment_then_config_file(tmp_path)
     ({"ACTORFLOW_PORT": "eighty"}, ["ACTORFLOW_PORT", "int"]),
     ({"ACTORFLOW_EXECUTE_TIMEOUT": "-5"}, ["ACTORFLOW_EXECUTE_TIMEOUT", "greater than 0"]),
     ({"ACTORFLOW_SANDBOX_POOL": "-1"}, ["ACTORFLOW_SANDBOX_POOL", "0 or more"]),
+    ({"ACTORFLOW_DB_BUSY_TIMEOUT": "0"}, ["ACTORFLOW_DB_BUSY_TIMEOUT", "greater than 0"]),
+    ({"ACTORFLOW_CODE_CONCURRENCY": "0"}, ["ACTORFLOW_CODE_CONCURRENCY", "greater than 0"]),
+    ({"ACTORFLOW_MAX_VALUE_BYTES": "0"}, ["ACTORFLOW_MAX_VALUE_BYTES", "greater than 0"]),
     ({"ACTORFLOW_ARM_WINDOW": "inf"}, ["ACTORFLOW_ARM_WINDOW", "finite"]),
     ({"ACTORFLOW_DATABASE_URL": "mysql://x"}, ["mysql://x"]),
 ])
