@@ -751,3 +751,23 @@ def test_the_start_up_probe_runs_in_the_background_and_blocks_wait_for_it(pool):
             p.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_guard_the_kernel_refuses_is_left_out_with_one_warning(monkeypatch, caplog):
+    # The kernel's refusal is what the start-up probe reports: make it report one.
+    from actors import sandbox
+    real_probe = sandbox._probe
+    refusal = "[Errno 1] unshare: Operation not permitted"
+    monkeypatch.setattr(sandbox, "_probe", lambda python: dict(real_probe(python), ipc=refusal))
+    monkeypatch.setattr(sandbox, "_probed", {})
+    monkeypatch.setattr(sandbox, "_warned", set())
+    caplog.set_level("WARNING", logger="actors.sandbox")
+    for _ in range(2):
+        p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20)
+        try:
+            assert "ipc" not in p.guards
+            assert run(p, "return 6 * 7").value == 42   # code still runs, without that guard
+        finally:
+            p.close()
+    warnings = [r.getMessage() for r in caplog.records if "runs without" in r.getMessage()]
+    assert warnings == [f"code sandbox runs without {sandbox.GUARDS['ipc']}: {refusal}"]
