@@ -260,10 +260,10 @@ def test_timeout_kills_everything_the_code_started(pool):
     assert info.value.message == "code timed out after 1s"
     ns = info.value.stdout.strip()
     assert ns.startswith("pid:[") or "pid" not in pool.guards
-    assert wait_until(lambda: with_arg(mark) == [], 5)
+    assert wait_until(lambda: with_arg(mark) == [], 30)
     if "pid" in pool.guards:
         assert ns != pid_ns()
-        assert wait_until(lambda: in_ns(ns) == [], 5)
+        assert wait_until(lambda: in_ns(ns) == [], 30)
 
 
 def test_cancel_stops_it_quickly(pool):
@@ -298,9 +298,9 @@ def test_fork_bomb_is_contained(pool):
     if ROOT:
         def of_uid(p):
             return status_of(p)["Uid"].split()[0] == str(uid)
-        assert wait_until(lambda: procs_where(of_uid) == [], 10)
+        assert wait_until(lambda: procs_where(of_uid) == [], 30)
     else:
-        assert wait_until(lambda: procs_where(lambda p: pgid_of(p) == pid) == [], 10)
+        assert wait_until(lambda: procs_where(lambda p: pgid_of(p) == pid) == [], 30)
     assert run(pool, "return 'still fine'").value == "still fine"
 
 
@@ -312,7 +312,7 @@ def test_a_process_that_left_the_group_is_killed_too(pool):
             f"subprocess.Popen(['sleep', '{mark}'], start_new_session=True)\n"
             "return 'left it running'")
     assert run(pool, code).value == "left it running"
-    assert wait_until(lambda: with_arg(mark) == [], 5)
+    assert wait_until(lambda: with_arg(mark) == [], 30)
 
 
 # -- isolation ------------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def test_fresh_private_working_directory(pool):
         assert not os.path.exists("/tmp/note.txt")
     else:
         assert os.path.basename(cwd).startswith("actorflow-code-") and cwd2 != cwd
-        assert wait_until(lambda: not os.path.exists(cwd), 5)
+        assert wait_until(lambda: not os.path.exists(cwd), 30)
 
 
 def test_no_inherited_descriptors(pool, tmp_path):
@@ -424,7 +424,7 @@ def test_cannot_signal_the_server(pool):
 
 def test_close_leaves_no_process():
     p = SandboxPool(size=3, memory_mb=256, cpu_seconds=20)
-    assert wait_until(lambda: len(sandbox_children()) >= 3, 10)
+    assert wait_until(lambda: len(sandbox_children()) >= 3, 60)  # three warm children start slowly on a busy machine
     namespaces = [run(p, "import os\nreturn os.readlink('/proc/self/ns/pid')").value
                   for _ in range(2)]
     warm = sandbox_children()
@@ -432,7 +432,7 @@ def test_close_leaves_no_process():
     assert sandbox_children() == []
     assert not any(alive(pid) for pid in warm)
     if "pid" in p.guards:
-        assert wait_until(lambda: not any(in_ns(ns) for ns in namespaces), 5)
+        assert wait_until(lambda: not any(in_ns(ns) for ns in namespaces), 30)
     with pytest.raises(Exception):
         run(p, "return 1")
     p.close()  # twice is fine
@@ -454,7 +454,7 @@ def test_close_stops_a_running_job():
     t.join(5)
     assert not t.is_alive()
     assert errors and "closed" in str(errors[0])
-    assert wait_until(lambda: sandbox_children() == [], 5)
+    assert wait_until(lambda: sandbox_children() == [], 30)
 
 
 def test_warm_pool_is_used_and_refilled():
@@ -467,11 +467,11 @@ def test_warm_pool_is_used_and_refilled():
             outer = set(sandbox_children())
             return {pid_ns(p): int(status_of(p)["PPid"])
                     for p in procs_where(lambda p: int(status_of(p)["PPid"]) in outer)}
-        assert wait_until(lambda: len(warm()) == 2, 10)
+        assert wait_until(lambda: len(warm()) == 2, 30)
         waiting = warm()
         used = run(p, "import os\nreturn os.readlink('/proc/self/ns/pid')").value
         assert used in waiting  # it took a process that was already waiting
-        assert wait_until(lambda: len(sandbox_children()) == 2 and not alive(waiting[used]), 10)
+        assert wait_until(lambda: len(sandbox_children()) == 2 and not alive(waiting[used]), 30)
     finally:
         p.close()
 
@@ -479,7 +479,7 @@ def test_warm_pool_is_used_and_refilled():
 def test_dead_warm_process_is_replaced():
     p = SandboxPool(size=1, memory_mb=256, cpu_seconds=20)
     try:
-        assert wait_until(lambda: len(sandbox_children()) == 1, 10)
+        assert wait_until(lambda: len(sandbox_children()) == 1, 30)
         os.killpg(sandbox_children()[0], 9)
         time.sleep(0.1)
         assert run(p, "return 5").value == 5
@@ -524,7 +524,7 @@ def test_sysv_shared_memory_does_not_outlive_the_block(pool):
     seen = run(pool, SHMGET + f"found = [shmget({key} + i, 0, 0o666) for i in range(3)]\n"
                               "return [found, open('/proc/sysvipc/shm').read().count(chr(10))]")
     assert seen.value == [[-1, -1, -1], 1]  # not there; the table holds its header only
-    assert wait_until(lambda: not host_shm_keys() & {key, key + 1, key + 2}, 5)
+    assert wait_until(lambda: not host_shm_keys() & {key, key + 1, key + 2}, 30)
 
 
 def test_private_temporary_directories_are_empty_and_gone_afterwards(pool):
@@ -641,7 +641,7 @@ def test_waiting_for_a_slot_counts_toward_the_timeout_and_a_cancel_ends_it():
         BlockCancelled, run, p, "import time\ntime.sleep(60)", timeout=60, cancelled=stop))
     blocker.start()
     try:
-        assert wait_until(lambda: p.running == 1, 10)
+        assert wait_until(lambda: p.running == 1, 30)
         started = time.monotonic()
         with pytest.raises(BlockTimeout) as info:
             run(p, "return 1", timeout=0.5)
