@@ -96,11 +96,11 @@ class BlockActor(EngineActor):
             except BlockCancelled:
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, _clip(ctx.stdout))
             except BlockError as exc:
-                error = without_surrogates(exc.message)  # it may quote what the block saw
+                error = _storable(exc.message)  # it may quote what the block saw
             except Exception as exc:  # a bug in a block type must fail the block, not the run's actor
                 log.exception("block %s crashed", msg.block_id,
                               extra={"execution_id": ctx.execution_id, "block_id": msg.block_id})
-                error = without_surrogates(f"{type(exc).__name__}: {exc}")
+                error = _storable(f"{type(exc).__name__}: {exc}")
             stdout = _clip(ctx.stdout)
             if msg.cancelled.is_set():
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, stdout)
@@ -115,7 +115,12 @@ class BlockActor(EngineActor):
 def _clip(text):
     if text is None:
         return None
-    text = without_surrogates(text)
+    text = _storable(text)
     if len(text) > STDOUT_LIMIT:
         return text[:STDOUT_LIMIT] + "\n[stdout truncated]"
     return text
+
+
+def _storable(text):
+    """Text any store's text column can hold: lone surrogates and NUL (not in PostgreSQL) as U+FFFD."""
+    return without_surrogates(text).replace("\x00", "\ufffd")

@@ -4,7 +4,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, val
 
 from models.errors import ValidationError
 from . import flatten, invalid
-from .fields import StrictNumber
+from .fields import StrictNumber, Text
 
 
 class PositionSchema(Schema):
@@ -19,8 +19,8 @@ class BlockSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    id = fields.String(required=True)
-    type = fields.String(required=True)
+    id = Text(required=True)
+    type = Text(required=True)
     config = fields.Dict(load_default=dict)
     position = fields.Nested(PositionSchema, load_default=lambda: {"x": 0, "y": 0})
 
@@ -34,9 +34,9 @@ class EdgeSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    source = fields.String(required=True)
-    target = fields.String(required=True)
-    source_handle = fields.String(allow_none=True)
+    source = Text(required=True)
+    target = Text(required=True)
+    source_handle = Text(allow_none=True)
 
 
 def validate_graph(body, registry, max_blocks, max_edges=20000):

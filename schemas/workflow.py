@@ -2,9 +2,10 @@
 
 import re
 
-from marshmallow import EXCLUDE, Schema, ValidationError as MMError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError as MMError, validate, validates_schema
 
 from models.errors import ValidationError
+from .fields import Text
 
 INT64_MAX = 2 ** 63 - 1
 _name = validate.Length(min=1, error="name must be a non-empty string")
@@ -15,16 +16,16 @@ class CreateWorkflow(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    name = fields.String(required=True, validate=_name)
-    description = fields.String(load_default="")
+    name = Text(required=True, validate=_name)
+    description = Text(load_default="")
 
 
 class UpdateWorkflow(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    name = fields.String(validate=_name)
-    description = fields.String()
+    name = Text(validate=_name)
+    description = Text()
 
     @validates_schema
     def _something(self, data, **kwargs):

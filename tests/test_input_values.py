@@ -66,6 +66,34 @@ async def test_unstorable_values_in_bodies_are_400_on_every_route(api, server):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_nul_in_text_kept_in_columns_is_400_but_fine_inside_json_values(api):
+    """PostgreSQL's text cannot hold NUL: names, block ids and edge handles refuse it on every store."""
+    wf = await api.workflow([START, {"id": "out", "type": "response", "config": {"data": "ok"}}],
+                            [edge("start", "out")], name="keep")
+    status, before = await api.get(f"/api/workflows/{wf}")
+    nul = '"a\\u0000b"'
+    for method, path, raw, coded in (
+            ("POST", "/api/workflows", '{"name": %s}' % nul, False),
+            ("POST", "/api/workflows", '{"name": "n", "description": %s}' % nul, False),
+            ("PATCH", f"/api/workflows/{wf}", '{"name": %s}' % nul, False),
+            ("PUT", f"/api/workflows/{wf}/graph", graph_with(1).replace('"id": "out"', '"id": %s' % nul), True),
+            ("PUT", f"/api/workflows/{wf}/graph",
+             graph_with(1).replace('"target": "out"', '"target": "out", "source_handle": %s' % nul), True)):
+        status, body, _ = await api.call(method, path, raw=raw.encode())
+        assert status == 400 and "NUL" in body["error"], (method, path, status, body)
+        assert (body.get("error_code") == "VALIDATION_ERROR") == coded, body
+    assert (await api.get(f"/api/workflows/{wf}"))[1] == before
+    # Inside JSON values a NUL is an escape: kept exactly, on every store.
+    status, body, _ = await api.call("PUT", f"/api/workflows/{wf}/graph", raw=graph_with(nul).encode())
+    assert status == 200, body
+    status, body, _ = await api.call("POST", f"/api/workflows/{wf}/execute",
+                                     raw=('{"variables": {%s: %s}}' % (nul, nul)).encode())
+    assert status == 200 and body["output"] == {"k": "a\x00b"}, body
+    status, row = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}")
+    assert row["status"] == "completed" and row["variables"] == {"a\x00b": "a\x00b"}, row
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_values_at_the_edge_of_storable_are_kept_exactly(api):
     # A proper surrogate pair is one character; the largest doubles are numbers.
     raw = '{"name": "\\ud83d\\ude00", "description": "1.7e308"}'
@@ -111,8 +139,12 @@ async def test_query_values_are_plain_ascii_of_their_kind_or_400(api):
     for value in ("%20running", "running%20", "RUNNING", "%EF%BD%92unning", "%ED%A0%80", "running%00"):
         status, body = await api.get(f"/api/workflows/{wf}/executions?status={value}")
         assert status == 400 and set(body) == {"error"}, (value, body)
-    # Path segments that are not valid UTF-8 are 400 too, never 500.
-    for path in ("/api/workflows/%ED%A0%80", "/api/workflows/%FF/executions", "/api/webhooks/%ED%A0%80"):
+    # Path segments that are not valid UTF-8, or hold NUL (which PostgreSQL cannot even
+    # look up), are 400 too, never 500.
+    for path in ("/api/workflows/%ED%A0%80", "/api/workflows/%FF/executions", "/api/webhooks/%ED%A0%80",
+                 "/api/workflows/a%00b", f"/api/workflows/{wf}/executions/a%00b",
+                 f"/api/workflows/{wf}/executions/a%00b/logs", f"/api/workflows/{wf}/executions/a%00/stream",
+                 "/api/webhooks/a%00b"):
         status, body, _ = await api.call("POST" if "webhooks" in path else "GET", path, raw=b"{}"
                                          if "webhooks" in path else None)
         assert status in (400, 404) and set(body) == {"error"}, (path, status, body)

@@ -108,3 +108,14 @@ async def test_code_return_values_are_bounded_by_the_setting_and_named_by_it(api
     assert status == 500 and body["error"] == (
         f"block 'c' failed: return value is larger than the limit of {17 * 1024 * 1024} bytes "
         "(ACTORFLOW_MAX_VALUE_BYTES)"), body
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_nul_in_a_block_error_or_stdout_is_stored_as_replacement(api):
+    """PostgreSQL's text cannot hold NUL: a block's error and stdout carry U+FFFD instead, on every store."""
+    wf = await api.workflow([START, {"id": "c", "type": "code", "config": {
+        "code": 'print("p\\x00q")\nraise ValueError("a\\x00b")'}}], [edge("start", "c")])
+    status, body, row, logs = await run_and_read(api, wf)
+    assert status == 500 and body["error_code"] == "EXECUTION_FAILED", body
+    assert "ValueError: a\ufffdb" in body["error"] and row["error"] == body["error"], row
+    assert logs["c"]["status"] == "failed" and logs["c"]["stdout"] == "p\ufffdq\n", logs

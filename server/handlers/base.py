@@ -142,6 +142,13 @@ class BaseHandler(tornado.web.RequestHandler):
             self.workspace = await self.authenticate()
         self.check_length()
 
+    def decode_argument(self, value, name=None):
+        """Path and query values as text; one holding NUL is 400 (PostgreSQL cannot even look it up)."""
+        text = super().decode_argument(value, name)
+        if "\x00" in text:
+            raise ValidationError(f"{name or 'path segment'} must not contain a NUL character (%00)")
+        return text
+
     # -- the body ------------------------------------------------------------
 
     @property
