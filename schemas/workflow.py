@@ -17,7 +17,7 @@ class CreateWorkflow(Schema):
         unknown = EXCLUDE
 
     name = Text(required=True, validate=_name)
-    description = Text(load_default="")
+    description = Text(load_default="", max_length=None)
 
 
 class UpdateWorkflow(Schema):
@@ -25,7 +25,7 @@ class UpdateWorkflow(Schema):
         unknown = EXCLUDE
 
     name = Text(validate=_name)
-    description = Text()
+    description = Text(max_length=None)
 
     @validates_schema
     def _something(self, data, **kwargs):
