@@ -74,3 +74,37 @@ def test_map_resumed_after_kill_does_not_rerun_finished_items(tmp_path):
         assert children(path, eid) == [row if row[1] != 3 else (slow, 3, "cancelled") for row in before]
     finally:
         server.kill()
+
+
+def test_workflow_block_resumed_after_kill_waits_for_its_child_instead_of_starting_another(tmp_path):
+    path = url = database_url(tmp_path)
+    server = serve(url)
+    try:
+        child = make(server.url, [cl.START, cl.block("work", cl.code(CHILD))], [cl.edge("start", "work")])
+        parent = make(server.url, [cl.START, {"id": "sub", "type": "workflow", "config": {
+            "workflow_id": child, "variables": {"item": "slow", "index": 0}}}], [cl.edge("start", "sub")])
+        base = server.url
+        threading.Thread(target=lambda: _quietly(cl.http, base, "POST", f"/api/workflows/{parent}/execute",
+                                                 {"timeout": 600}, KEY, timeout=600), daemon=True).start()
+
+        def child_rows():
+            return cl.stored(path, "SELECT id, status, parent_execution_id FROM execution WHERE workflow = ?",
+                             (child,))
+
+        assert wait_until(lambda: [s for _, s, _ in child_rows()] == ["running"], timeout=120), child_rows()
+        [(kid, _, eid)] = child_rows()
+        kill(server)
+
+        server = serve(url)
+        # Both runs are resumed; the parent's block joins its child rather than starting it again.
+        assert wait_until(lambda: cl.stored(path, "SELECT COUNT(*) FROM block_log WHERE execution = ? "
+                                                  "AND resumed = ?", (kid, True))[0][0] == 1, timeout=60)
+        status, body = cl.http(server.url, "POST", f"/api/workflows/{child}/executions/{kid}/cancel", None, KEY)
+        assert status == 200, body
+        assert wait_until(lambda: cl.stored(path, "SELECT status FROM execution WHERE id = ?", (eid,))[0][0]
+                          != "running", timeout=60)
+        status, run = cl.http(server.url, "GET", f"/api/workflows/{parent}/executions/{eid}", None, KEY)
+        assert run["status"] == "failed" and "cancelled" in run["error"], run
+        assert [(i, s) for i, s, _ in child_rows()] == [(kid, "cancelled")]     # never started twice
+    finally:
+        server.kill()

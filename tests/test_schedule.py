@@ -102,6 +102,7 @@ async def test_get_shows_the_next_three_fire_times(api):
 @pytest.mark.gen_test
 async def test_each_tick_runs_exactly_once_while_deployed(api, scheduler):
     wf, deployed_at = await deployed(api, cron="0 * * * *", variables={"who": "cron"})
+    never = await api.workflow(*schedule_graph(cron="0 * * * *"))      # saved, never deployed
     tick = next_fires({"cron": "0 * * * *"}, deployed_at, 1)[0]
     assert await scheduler.run_due(now=tick - datetime.timedelta(seconds=1)) == []
     runs = await scheduler.run_due(now=tick + datetime.timedelta(seconds=2))
@@ -120,6 +121,7 @@ async def test_each_tick_runs_exactly_once_while_deployed(api, scheduler):
     await api.post(f"/api/workflows/{wf}/undeploy")
     assert await scheduler.run_due(now=tick + datetime.timedelta(hours=1, seconds=1)) == []
     assert len(await stored_runs(api, wf)) == 1
+    assert await stored_runs(api, never) == []
 
 
 @pytest.mark.gen_test
@@ -163,3 +165,19 @@ def test_a_tick_is_claimed_by_exactly_one_of_several_processes(tmp_path):
              for _ in range(4)]
     outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert outcomes == ["lost"] * 3 + ["won"], outcomes
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_daylight_saving_nights_run_the_tick_once_over_http(api, scheduler):
+    """A Berlin 02:30 job, the scheduler's clock walked through both 2027 change nights every 30 min."""
+    wf, _ = await deployed(api, cron="30 2 * * *", timezone="Europe/Berlin", variables={"who": "dst"})
+    for night, expected in ((D(2027, 3, 27, 23), D(2027, 3, 28, 1)),        # 02:30 missing: 03:00 CEST
+                            (D(2027, 10, 30, 23), D(2027, 10, 31, 0, 30))):  # 02:30 twice: the first
+        ticks = []
+        for step in range(9):
+            now = night + datetime.timedelta(minutes=30 * step, seconds=2)
+            for run in await scheduler.run_due(now=now):
+                ticks.append((await run.finished)["output"]["at"])
+        assert ticks == [expected.isoformat(timespec="milliseconds") + "Z"], (night, ticks)
+    runs = await stored_runs(api, wf)
+    assert len(runs) == 2 and {r["trigger"] for r in runs} == {"schedule"}

@@ -163,6 +163,12 @@ async def test_map_on_error_fail_and_collect(api):
 
     collecting = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
         "items": items, "workflow_id": child, "on_error": "collect"}}))
+    status, _, response = await api.call("POST", f"/api/workflows/{collecting}/execute/stream", {})
+    assert status == 200
+    events = [json.loads(line[5:]) for line in response.body.decode().splitlines() if line.startswith("data:")]
+    chunks = {e["chunk"]["index"]: e["chunk"]["status"] for e in events if e["type"] == "block_chunk"}
+    assert chunks == {i: "failed" if i == 1 else "completed" for i in range(8)}
+    assert events[-1]["type"] == "execution_completed", events[-1]
     status, body = await api.execute(collecting, {})
     assert status == 200, body
     out = body["output"]
@@ -182,6 +188,17 @@ async def test_map_refuses_too_many_items_and_non_lists(api):
     assert status == 500 and "must resolve to a list" in body["error"], body
     status, body = await api.execute(wf, {"list": []})
     assert status == 200 and body["output"] == [], body
+    status, page = await api.get(f"/api/workflows/{child}/executions")
+    assert page["total"] == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_map_default_limit_is_ten_thousand_items(api):
+    child = await api.workflow(*double_child())
+    wf = await api.workflow(*parent_of({"id": "each", "type": "map", "config": {
+        "items": "{{ variables.list }}", "workflow_id": child}}))
+    status, body = await api.execute(wf, {"list": list(range(10001))})
+    assert status == 500 and "10001 entries, more than the limit of 10000" in body["error"], body
     status, page = await api.get(f"/api/workflows/{child}/executions")
     assert page["total"] == 0
 

@@ -119,3 +119,15 @@ async def test_old_versions_are_pruned_unless_a_run_used_them(api):
         await save(api, wid, graph(n))
     status, page = await api.get(f"/api/workflows/{wid}/versions")
     assert [v["graph_version"] for v in page["versions"]] == [5, 4, 1]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_hundred_versions_are_kept_by_default(api):
+    status, wf = await api.post("/api/workflows", {"name": "v"})
+    wid = wf["id"]
+    for n in range(1, 103):
+        await save(api, wid, graph(n))
+    status, page = await api.get(f"/api/workflows/{wid}/versions?limit=1&offset=99")
+    assert page["total"] == 100 and page["versions"][0]["graph_version"] == 3
+    status, body, _ = await api.call("GET", f"/api/workflows/{wid}/versions/2")
+    assert status == 404
