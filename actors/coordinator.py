@@ -6,6 +6,7 @@ events are flushed together to the writer, which commits them and only then
 publishes the events (through the bridge) to whoever watches the run.
 """
 
+import functools
 import json
 import logging
 import time
@@ -284,7 +285,8 @@ class Coordinator(EngineActor):
             retry_delay=delay, cancelled=cancelled)
         inline = block_type.inline and message.retries == 0  # see BlockType.inline
         budget = None if block_type.waits_on_runs or inline else self.engine.launches
-        start = _starter(message, budget and budget.release, inline, self.actor_ref, block_type,
+        release = budget and functools.partial(budget.release, self.plan.workspace)
+        start = _starter(message, release, inline, self.actor_ref, block_type,
                          self.engine.services, self.engine.settings, self.plan.workspace,
                          self.plan.execution_id, self.plan.depth)
         self.starts.append((budget, start))
@@ -297,7 +299,7 @@ class Coordinator(EngineActor):
             if budget is None:
                 start()
             else:
-                budget.launch(start)  # now, or when a block thread ends somewhere in the engine
+                budget.launch(start, self.plan.workspace)  # now, or when a block thread ends somewhere
 
     def _log_started(self, block_id, row, resumed):
         if resumed:

@@ -6,7 +6,9 @@ import threading
 import pytest
 
 from actors.blocks import BlockType, checks
+from tests.conftest import OTHER_KEY, Api
 from tests.helpers import START, configure, edge
+from tests.llm_fixtures import echo  # noqa: F401  (fixture)
 
 _lock = threading.Lock()
 _now = {"running": 0, "peak": 0, "threads": 0}
@@ -79,3 +81,62 @@ async def test_blocks_waiting_on_sub_runs_hold_no_slot(api, server):
     status, body = await api.execute(wf, {}, timeout=20)
     assert status == 200, body
     assert body["output"] == {f"b{i}": 1 for i in range(3)}
+
+
+# -- shared fairly between workspaces (issue 9 item 7) ---------------------------------------------
+
+def test_a_freed_slot_goes_to_the_workspace_holding_fewest():
+    from actors.launches import LaunchBudget
+    budget = LaunchBudget(4)                        # one workspace holds at most 3
+    started = []
+
+    def start(name):
+        return lambda: started.append(name)
+    for i in range(5):
+        budget.launch(start(f"a{i}"), "A")
+    assert started == ["a0", "a1", "a2"] and budget.queued == 2
+    budget.launch(start("b0"), "B")                 # the slot A may not take
+    budget.launch(start("b1"), "B")
+    budget.launch(start("c0"), "C")
+    assert started[3:] == ["b0"] and budget.queued == 4
+    budget.release("A")                             # A holds 2, B 1, C none: C's turn
+    budget.release("A")                             # A 1, B 1, C 1: the first waiting of them (A)
+    budget.release("B")                             # A 2, B 0, C 1: B
+    assert started[4:] == ["c0", "a3", "b1"]
+    for workspace in ("A", "A", "B", "C"):
+        budget.release(workspace)
+    assert started[7:] == ["a4"] and budget.queued == 0
+    budget.release("A")
+    assert (budget.live, budget.queued) == (0, 0)
+
+
+@configure(max_block_threads=4, http_per_workspace=0, http_per_run=0)
+@pytest.mark.gen_test(timeout=90)
+async def test_a_workspace_with_every_thread_waiting_cannot_starve_another(api, server, echo):
+    # Workspace A: six http blocks stuck on a slow endpoint; it may hold 3 of the 4 block threads.
+    blocks = [START] + [{"id": f"g{i}", "type": "http", "config": {"url": echo.url + "/gate/a", "timeout": 60}}
+                        for i in range(6)]
+    wf_a = await api.workflow(blocks, [edge("start", b["id"]) for b in blocks[1:]])
+    run_a = asyncio.ensure_future(api.execute(wf_a, {}))
+    for _ in range(600):
+        if len(echo.held("a")) == 3:
+            break
+        await asyncio.sleep(0.05)
+    launches = server.runtime.engine.launches
+    assert len(echo.held("a")) == 3 and launches.queued == 3
+    # Workspace B's trivial block gets the slot A may not take, while A's still wait.
+    other = Api(server.base_url, OTHER_KEY)
+    try:
+        wf_b = await other.workflow([START, {"id": "b", "type": "http", "config": {
+            "url": echo.url + "/echo/b", "timeout": 20}}], [edge("start", "b")])
+        status, body = await other.execute(wf_b, {})
+        assert status == 200, body
+        assert body["output"]["b"]["body"]["path"] == "/echo/b"
+    finally:
+        other.client.close()
+    assert len(echo.held("a")) == 3
+    echo.open_gate("a")
+    status, body = await run_a
+    assert status == 200, body
+    assert sorted(body["output"]) == [f"g{i}" for i in range(6)]
+    assert echo.most_held["a"] == 3
