@@ -39,6 +39,19 @@ def fan_out(url, n, timeout=60):
     return blocks, [edge("start", b["id"]) for b in blocks[1:]]
 
 
+async def another_workspace_calls(server, echo):
+    """Workspace B runs a one-http-block workflow; it must complete (within its 20 s timeout)."""
+    other = Api(server.base_url, OTHER_KEY)
+    try:
+        wf_b = await other.workflow([START, {"id": "b", "type": "http", "config": {
+            "url": echo.url + "/echo/b", "timeout": 20}}], [edge("start", "b")])
+        status, body = await other.execute(wf_b, {})
+        assert status == 200, body
+        assert body["output"]["b"]["body"]["path"] == "/echo/b"
+    finally:
+        other.client.close()
+
+
 @configure(http_per_workspace=3, http_per_run=2)
 @pytest.mark.gen_test(timeout=90)
 async def test_a_busy_workspace_cannot_starve_another(api, server, echo):
@@ -51,15 +64,7 @@ async def test_a_busy_workspace_cannot_starve_another(api, server, echo):
     assert sorted(echo.held("a")) == ["r1", "r1", "r2"]
 
     # Workspace B's trivial block goes through while A's wait.
-    other = Api(server.base_url, OTHER_KEY)
-    try:
-        wf_b = await other.workflow([START, {"id": "b", "type": "http", "config": {
-            "url": echo.url + "/echo/b", "timeout": 20}}], [edge("start", "b")])
-        status, body = await other.execute(wf_b, {})
-        assert status == 200, body
-        assert body["output"]["b"]["body"]["path"] == "/echo/b"
-    finally:
-        other.client.close()
+    await another_workspace_calls(server, echo)
 
     # A's next request waits its turn, and the wait counts toward its timeout.
     wf_late = await api.workflow([START, {"id": "late", "type": "http", "config": {

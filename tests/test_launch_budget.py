@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from actors.blocks import BlockType, checks
-from tests.conftest import OTHER_KEY, Api
 from tests.helpers import START, configure, edge
 from tests.llm_fixtures import echo  # noqa: F401  (fixture)
+from tests.test_http_fairness import another_workspace_calls
 
 _lock = threading.Lock()
 _now = {"running": 0, "peak": 0, "threads": 0}
@@ -125,15 +125,7 @@ async def test_a_workspace_with_every_thread_waiting_cannot_starve_another(api, 
     launches = server.runtime.engine.launches
     assert len(echo.held("a")) == 3 and launches.queued == 3
     # Workspace B's trivial block gets the slot A may not take, while A's still wait.
-    other = Api(server.base_url, OTHER_KEY)
-    try:
-        wf_b = await other.workflow([START, {"id": "b", "type": "http", "config": {
-            "url": echo.url + "/echo/b", "timeout": 20}}], [edge("start", "b")])
-        status, body = await other.execute(wf_b, {})
-        assert status == 200, body
-        assert body["output"]["b"]["body"]["path"] == "/echo/b"
-    finally:
-        other.client.close()
+    await another_workspace_calls(server, echo)
     assert len(echo.held("a")) == 3
     echo.open_gate("a")
     status, body = await run_a
