@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A fresh, non-editable install in a new venv starts with `actorflow serve` and answers /api/health.
+# A fresh, non-editable install in a new venv starts with `actorflow serve` and answers /api/health
+# and the console's files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -21,6 +22,10 @@ python3 - "$url" <<'PY'
 import json, sys, urllib.request
 body = json.load(urllib.request.urlopen(sys.argv[1] + "/api/health", timeout=10))
 assert body["ok"] is True, body
+# the console's static files come with the package (no build step)
+for path in ("/", "/console/js/app.js", "/console/app.css"):
+    answer = urllib.request.urlopen(sys.argv[1] + path, timeout=10)
+    assert answer.status == 200 and "script-src 'self'" in answer.headers["Content-Security-Policy"], path
 print("installed actorflow serves", sys.argv[1], body)
 PY
 kill -TERM "$pid"; wait "$pid"

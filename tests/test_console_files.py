@@ -42,3 +42,19 @@ async def test_unknown_and_outside_files_are_404_json(api):
         assert status in (403, 404) and "error" in body, (path, status, body)
     status, body = await api.get("/api/nope", key=None)
     assert status == 404 and "error" in body
+
+
+def test_vendored_libraries_are_pinned_and_listed_with_their_licences():
+    static = os.path.join(os.path.dirname(CONSOLE_DIR), "static")
+    docs = open(os.path.join(os.path.dirname(CONSOLE_DIR), "..", "docs", "console.md"), encoding="utf-8").read()
+    vendored = sorted(os.listdir(static))
+    assert vendored
+    for name in vendored:
+        files = os.listdir(os.path.join(static, name))
+        assert "LICENSE" in files, name
+        readme = open(os.path.join(static, name, "README.md"), encoding="utf-8").read()
+        package, version = re.search(r"`([\w.-]+)` (\d+\.\d+\.\d+)", readme).groups()
+        # the docs' table names the same package at the same version, with its licence
+        row = re.search(rf"^\| `{re.escape(package)}`.*\| {re.escape(version)} \| (\S+)", docs, re.M)
+        assert row, (package, version)
+        assert row.group(1) in readme, (package, row.group(1))

@@ -93,6 +93,12 @@ def no_alert(driver):
     return False
 
 
+def unlabeled(driver):
+    """Inputs, selects and textareas on the page with no <label> (hidden tab panels included)."""
+    return driver.execute_script("""return [...document.querySelectorAll('input, select, textarea')]
+        .filter(e => !e.labels || !e.labels.length).map(e => e.outerHTML)""")
+
+
 def severe_logs(driver):
     """Script errors and CSP violations; answers like the 400s and 401s the tests provoke are not counted."""
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]

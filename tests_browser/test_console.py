@@ -9,7 +9,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from tests_browser.page import (Api, all_css, button, by_label, css, fill, no_alert, node, node_status,
-                                select, select_block, set_value, severe_logs, sign_in, text_of, wait)
+                                select, select_block, set_value, severe_logs, sign_in, text_of, unlabeled, wait)
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -51,9 +51,11 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     # sign in: a wrong key is refused with the API's 401, the right one opens the list
     sign_in(d, server.url, key="af_wrong_key")
     wait(d, lambda d: "401" in text_of(d, ".signin .error"))
+    assert not css(d, "#signout").is_displayed() and unlabeled(d) == []
     shots(d, "signin")
     sign_in(d, server.url)
     wait(d, lambda d: text_of(d, "main h1") == "Workflows")
+    assert css(d, "#signout").is_displayed() and unlabeled(d) == []
     assert d.execute_script("return sessionStorage.getItem('actorflow.key')") == "af_browser_test_key_0000000000001"
     assert "af_browser" not in d.current_url
 
@@ -79,6 +81,9 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     wait(d, lambda d: "did not save" in text_of(d, ".problems-box"))
     assert "check" in text_of(d, ".problems-box") and "conditions must be a list" in text_of(d, ".problems-box")
     assert "problem" in node(d, "check").get_attribute("class")
+    # the edge whose handle the API refused is marked too, and listed in the block's panel
+    assert css(d, 'g.edge.problem[data-source="check"][data-target="out"]')
+    assert "Edge check → out" in text_of(d, ".problems-box")
     assert "conditions must be a list" in text_of(d, "#panel-block ul.problems")
     assert api("GET", f"/api/workflows/{wf_id}")[1]["blocks"] == []   # nothing was saved
     shots(d, "validation")
@@ -92,6 +97,28 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     assert [b["id"] for b in saved["blocks"]] == ["start", "check", "out"]
     assert {(e["source"], e["target"], e.get("source_handle")) for e in saved["edges"]} == {
         ("start", "check", None), ("check", "out", "yes")}
+
+    # add a block and an edge, save; remove the edge, then the block, save: the API has each state
+    add_block(d, "code", "extra")
+    connect(d, "check", "extra", handle="else")
+    save(d)
+    wait(d, lambda d: text_of(d, ".toolbar [role=status]") == "Saved")
+    saved = api("GET", f"/api/workflows/{wf_id}")[1]
+    assert [b["id"] for b in saved["blocks"]] == ["start", "check", "out", "extra"]
+    assert ("check", "extra", "else") in {(e["source"], e["target"], e.get("source_handle")) for e in saved["edges"]}
+    select_block(d, "extra")
+    css(d, '#panel-block button[aria-label="Remove edge check → extra [else]"]').click()
+    wait(d, lambda d: not all_css(d, 'g.edge[data-target="extra"]'))
+    save(d)
+    wait(d, lambda d: text_of(d, ".toolbar [role=status]") == "Saved")
+    assert len(api("GET", f"/api/workflows/{wf_id}")[1]["edges"]) == 2
+    select_block(d, "extra")
+    button(css(d, "#panel-block"), "Remove block").click()
+    wait(d, lambda d: not all_css(d, 'g.node[data-id="extra"]'))
+    save(d)
+    wait(d, lambda d: text_of(d, ".toolbar [role=status]") == "Saved")
+    saved = api("GET", f"/api/workflows/{wf_id}")[1]
+    assert [b["id"] for b in saved["blocks"]] == ["start", "check", "out"] and len(saved["edges"]) == 2
 
     # move a block by dragging it; the new position is saved
     before = next(b for b in saved["blocks"] if b["id"] == "out")["position"]
@@ -123,6 +150,7 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     wait(d, lambda d: "No failed runs" in text_of(d, ".list"))
     select(by_label(d, "Status"), "completed")
     wait(d, lambda d: all_css(d, "table.runs tbody tr"))
+    assert unlabeled(d) == []
     shots(d, "history")
     css(d, "table.runs tbody tr a").click()
     wait(d, lambda d: node_status(d, "out") == "completed")
@@ -159,6 +187,7 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     wait(d, lambda d: "URL copied" in text_of(d, "#panel-deploy [role=status]"))
     assert d.execute_async_script("navigator.clipboard.readText().then(arguments[0])") == hook["webhook_url"]
     assert "deployed" in text_of(d, ".row.head .badges") and "armed" in text_of(d, ".row.head .badges")
+    assert unlabeled(d) == []
     shots(d, "deploy")
 
     # the list shows the badges; the name is text
@@ -181,5 +210,20 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     assert "armed" not in text_of(d, ".row.head .badges")
     d.find_element(By.LINK_TEXT, "History").click()
     wait(d, lambda d: [td.text for td in all_css(d, "table.runs tbody tr td:nth-child(3)")][:1] == ["webhook"])
+    assert unlabeled(d) == []
+
+    # undeploy: the API says so, the badge goes
+    d.find_element(By.LINK_TEXT, "Graph").click()
+    wait(d, lambda d: node(d, "hook"))
+    css(d, "#tab-deploy").click()
+    button(css(d, "#panel-deploy"), "Undeploy").click()
+    wait(d, lambda d: text_of(d, "#panel-deploy .status-line") == "Not deployed")
+    assert api("GET", f"/api/workflows/{wf_id}")[1]["deployed"] is False
+    assert "deployed" not in text_of(d, ".row.head .badges")
+    assert not button(css(d, "#panel-deploy"), "Arm webhook").is_enabled()
+
     assert no_alert(d) and not d.find_elements(By.CSS_SELECTOR, "main img")
     assert severe_logs(d) == []
+    # everything the page loaded came from the server itself (nothing from the internet)
+    loaded = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(u.startswith(server.url + "/") for u in loaded), loaded

@@ -4,7 +4,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from tests.helpers import START, edge
-from tests_browser.page import Api, all_css, css, node_status, severe_logs, sign_in, text_of, wait
+from tests_browser.page import Api, all_css, css, node_status, severe_logs, sign_in, text_of, unlabeled, wait
 
 BLOCKS = [START,
           {"id": "check", "type": "condition",
@@ -40,6 +40,11 @@ def test_phone_width(server, browser, shots):
           for b in ("start", "check", "small", "large", "out")}
     assert xs["start"] < xs["check"] < xs["small"] < xs["out"] and xs["small"] == xs["large"]
     assert {e.text for e in all_css(d, "text.handle")} == {"big", "else"}
+    # coloured by type: one colour per type, the same for blocks of one type
+    stripe = {b: d.execute_script("return getComputedStyle(arguments[0]).fill",
+                                  css(d, f'g.node[data-id="{b}"] rect.stripe')) for b in xs}
+    assert len({stripe["start"], stripe["check"], stripe["small"], stripe["out"]}) == 4
+    assert stripe["large"] == stripe["out"]
     assert no_sideways_scroll(d)
     shots(d, "phone-graph")
 
@@ -72,9 +77,7 @@ def test_keyboard_reaches_the_controls(server, browser):
     for want in ("Add block", "Save", "Auto layout", "start", "check", "small", "large", "out", "Block"):
         assert want in seen, (want, seen)
     # every input, select and textarea has a label
-    unlabeled = d.execute_script("""return [...document.querySelectorAll('input, select, textarea')]
-        .filter(e => !e.labels || !e.labels.length).map(e => e.outerHTML)""")
-    assert unlabeled == []
+    assert unlabeled(d) == []
     # a block is selected and moved with the keys alone
     target = css(d, 'g.node[data-id="out"]')
     before = target.get_attribute("transform")

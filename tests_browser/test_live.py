@@ -8,8 +8,8 @@ import pytest
 
 from tests.helpers import START, edge
 from tests.openai_server import FakeOpenAI, text
-from tests_browser.page import (Api, all_css, button, by_label, css, node, node_status, select_block,
-                                set_value, sign_in, text_of, wait)
+from tests_browser.page import (Api, all_css, button, by_label, css, fill, node, node_status, select,
+                                select_block, set_value, sign_in, text_of, wait)
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,43 @@ def test_failures_and_refusals_show_the_api_error(server, browser):
     assert node_status(d, "start") == "completed"
     run(d, '{"x": ')                   # not JSON: said at once, nothing sent
     wait(d, lambda d: "Not valid JSON" in text_of(d, "#panel-run .error"))
+    # history, filtered to failed runs: the block's error as the API stored it
+    d.get(f"{server.url}/#/wf/{wf_id}/runs")
+    select(wait(d, lambda d: by_label(d, "Status")), "failed")
+    wait(d, lambda d: len(all_css(d, 'table.runs tbody tr')) == 1
+         and all_css(d, 'table.runs tbody tr[data-status="failed"]'))
+    css(d, "table.runs tbody tr a").click()
+    wait(d, lambda d: node_status(d, "boom") == "failed")
+    button(d, "boom").click()
+    wait(d, lambda d: "ZeroDivisionError" in text_of(d, ".block-detail pre.error-text"))
+    assert "Attempts" in text_of(d, ".block-detail dl") and '"x": 0' in text_of(d, ".run-head")
+
+
+def test_a_run_past_its_timeout_shows_the_api_error(server, browser):
+    api = Api(server.url)
+    gate = Gate()
+    try:
+        wf_id = make(api, [START, {"id": "wait", "type": "http", "config": {"url": gate.url}},
+                           {"id": "out", "type": "response", "config": {"data": "{{ wait.body }}"}}],
+                     [edge("start", "wait"), edge("wait", "out")])
+        d = browser()
+        open_graph(d, server, wf_id)
+        css(d, "#tab-run").click()
+        fill(by_label(d, "Timeout (seconds)"), "0")
+        run(d)
+        wait(d, lambda d: "positive number" in text_of(d, "#panel-run .error"))
+        fill(by_label(d, "Timeout (seconds)"), "1")
+        run(d)
+        wait(d, lambda d: "Timed out" in text_of(d, ".run-summary"))
+        assert "execution timed out after 1s" in text_of(d, ".run-summary .error-text")
+        wait(d, lambda d: node_status(d, "wait") == "cancelled")
+        assert node_status(d, "start") == "completed" and node_status(d, "out") is None
+        d.get(f"{server.url}/#/wf/{wf_id}/runs")
+        select(wait(d, lambda d: by_label(d, "Status")), "timeout")
+        wait(d, lambda d: [r.get_attribute("data-status") for r in all_css(d, "table.runs tbody tr")] == ["timeout"])
+        assert "timed out" in text_of(d, "table.runs tbody tr")
+    finally:
+        gate.close()
 
 
 def test_a_running_run_reattaches_live(server, browser, shots):

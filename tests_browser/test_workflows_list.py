@@ -1,8 +1,13 @@
 """The workflows list: pages, search, rename, delete with confirmation."""
 
+import re
+import subprocess
+import sys
+
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from tests.processes import ROOT
 from tests_browser.page import Api, all_css, button, by_label, css, fill, sign_in, text_of, wait
 
 
@@ -53,3 +58,28 @@ def test_pages_search_rename_delete(server, browser, shots):
     d.find_element(By.ID, "signout").click()
     wait(d, lambda d: by_label(d, "API key"))
     assert d.execute_script("return sessionStorage.getItem('actorflow.key')") is None
+    assert not css(d, "#signout").is_displayed()
+
+
+def cli(tmp_path, *args):
+    out = subprocess.run([sys.executable, "run.py", *args, "--database-url", f"sqlite:///{tmp_path / 'console.db'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True).stdout
+    return out.strip().splitlines()
+
+
+def test_a_key_revoked_while_signed_in_brings_back_the_sign_in(server, browser, tmp_path):
+    lines = cli(tmp_path, "create-key", "--name", "console")
+    key_id, key = re.match(r"created key (\S+) ", lines[0]).group(1), lines[-1]
+    d = browser()
+    sign_in(d, server.url, key=key)
+    wait(d, lambda d: text_of(d, "main h1") == "Workflows")
+    cli(tmp_path, "revoke-key", key_id)
+    # the server may answer from its short-lived key cache for a moment
+    wait(d, lambda d: Api(server.url, key)("GET", "/api/workflows")[0] == 401)
+    fill(by_label(d, "New workflow name"), "after revoke")
+    button(d, "Create").click()
+    message = wait(d, lambda d: text_of(d, ".signin .error"))
+    assert "401" in message and "Paste a valid API key" in message
+    assert d.execute_script("return sessionStorage.getItem('actorflow.key')") is None
+    assert not css(d, "#signout").is_displayed()
+    assert Api(server.url)("GET", "/api/workflows")[1]["total"] == 0   # nothing was created

@@ -345,6 +345,9 @@ export async function workflowPage(ctx, id) {
   const vars = h("textarea", {name: "variables", rows: 5, spellcheck: "false", class: "mono",
                               value: JSON.stringify(defaults, null, 2)});
   const varsErr = h("p", {class: "error", role: "alert"});
+  // the API's `timeout`: a run ends `timeout` after that many seconds (empty: the server's maximum)
+  const timeoutInput = h("input", {type: "number", name: "timeout", step: "any", inputmode: "decimal",
+                                   placeholder: "server maximum", class: "narrow"});
   const runBtn = h("button", {type: "submit", class: "primary", text: "Run workflow"});
   const cancelBtn = h("button", {type: "button", text: "Cancel run", disabled: true, onclick: async () => {
     if (!run.executionId) return;
@@ -357,6 +360,7 @@ export async function workflowPage(ctx, id) {
     h("form", {onsubmit: (e) => { e.preventDefault(); startRun(); }}, [
       field("Variables (JSON)", vars, "Passed as {\"variables\": …} to /execute/stream."),
       varsErr,
+      field("Timeout (seconds)", timeoutInput, "Optional; at most the server's own limit."),
       h("div", {class: "row"}, [runBtn, cancelBtn]),
     ]),
     summary, blocksRun,
@@ -379,6 +383,12 @@ export async function workflowPage(ctx, id) {
     let variables;
     try { variables = JSON.parse(vars.value || "{}"); } catch (err) { varsErr.textContent = `Not valid JSON: ${err.message}`; return; }
     if (!variables || typeof variables !== "object" || Array.isArray(variables)) { varsErr.textContent = "Variables must be a JSON object."; return; }
+    const body = {variables};
+    if (timeoutInput.value.trim() !== "") {
+      const t = Number(timeoutInput.value);
+      if (!(t > 0)) { varsErr.textContent = "The timeout must be a positive number of seconds."; return; }
+      body.timeout = t;
+    }
     varsErr.textContent = "";
     if (st.dirty && !(await save())) { flash("Fix the graph before running: the run uses the saved graph.", "error"); return; }
     run.reset();
@@ -387,7 +397,7 @@ export async function workflowPage(ctx, id) {
     runBtn.disabled = true; cancelBtn.disabled = false;
     controller = new AbortController();
     try {
-      let r = await stream("POST", `${wfPath(id)}/execute/stream`, {variables}, (ev) => run.apply(ev), {signal: controller.signal});
+      let r = await stream("POST", `${wfPath(id)}/execute/stream`, body, (ev) => run.apply(ev), {signal: controller.signal});
       // a stream that broke off without its end event: re-attach from the last id seen
       for (let tries = 0; !r.ended && run.executionId && tries < 5; tries++) {
         r = await stream("GET", `${wfPath(id)}/executions/${encodeURIComponent(run.executionId)}/stream`, undefined,
