@@ -138,9 +138,9 @@ def test_build_fix_run_history_deploy(server, browser, shots):
     out = css(d, ".run-summary pre.final-output").text
     assert XSS in out and '"n": 5' in out
     assert not d.find_elements(By.CSS_SELECTOR, "main img") and no_alert(d)
+    shots(d, "run")
     select_block(d, "out")
     assert XSS in text_of(d, "#panel-block .block-run pre.output")
-    shots(d, "run")
 
     # history: the run is there; open it and read a block's output
     d.find_element(By.LINK_TEXT, "History").click()
