@@ -102,12 +102,12 @@ def query(name, schema, description):
             "description": description}
 
 
-LIMIT = query("limit", {"type": "integer", "minimum": 0, "default": 50},
+LIMIT = query("limit", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 50},
               "Page size; larger than 500 is capped at 500; 0 gives an empty page with the total. "
               "Anything but a non-negative integer: 400.")
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
                "How many to skip, newest first. Anything but a non-negative integer: 400.")
-LOGS_LIMIT = query("limit", {"type": "integer", "minimum": 0},
+LOGS_LIMIT = query("limit", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                    "Page size; default and cap ACTORFLOW_MAX_BLOCKS (5000 unless set), so that by "
                    "default every log of the run comes. Anything but a non-negative integer: 400.")
 LOGS_OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
