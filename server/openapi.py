@@ -118,6 +118,7 @@ STATUS = query("status", {"type": "string", "enum": list(STATUSES)},
 WAIT = query("wait", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]},
              "`true`: hold the answer until the run ends and answer like /execute. Another value: 400.")
 LAST_EVENT_ID = "^[0-9]{1,18}$"
+NUL = "a path segment or query value holds NUL (%00)"
 DEPTH = {"in": "header", "name": "X-Actorflow-Depth", "required": False,
          "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
          "description": "Set by Actorflow's own outgoing requests: the depth of the run this call would "
@@ -379,6 +380,9 @@ def _operation(spec_op, path_names, handler_class):
     errors = dict(spec_op["errors"])
     if not spec_op["public"]:
         errors.setdefault(401, "Missing or unknown API key")
+    if path_names or any(p["in"] == "query" for p in spec_op["params"]):
+        # server/handlers/base.py refuses a path segment or query value holding NUL first
+        errors[400] = f"{errors[400]}; or {NUL}" if 400 in errors else NUL[0].upper() + NUL[1:]
     for status, why in sorted(errors.items()):
         if isinstance(why, tuple):  # an answer with a body of its own
             responses[str(status)] = answer(*why)

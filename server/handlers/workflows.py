@@ -35,8 +35,13 @@ def full_workflow(workspace, workflow_id, public_url):
 
 
 class WorkflowHandler(BaseHandler):
+    def initialize(self, runtime):
+        super().initialize(runtime)
+        if self.request.method == "GET":
+            # Set before the path is decoded, so that a refused path (NUL) answers coded too.
+            self.error_shape = CODED
+
     async def get(self, workflow_id):
-        self.error_shape = CODED
         await self.write_read(full_workflow, self.workspace, workflow_id, self.public_url())
 
     async def patch(self, workflow_id):
