@@ -22,7 +22,7 @@ from marshmallow import validate
 from actors.blocks import default_registry
 from schemas import responses as r
 from schemas.execution import STATUSES, ExecuteBody
-from schemas.fields import StrictNumber
+from schemas.fields import StrictNumber, Text
 from schemas.workflow import CreateWorkflow, UpdateWorkflow
 from server import __version__
 from server.errors import CODED, PLAIN
@@ -422,6 +422,13 @@ def exclusive_bounds(self, field, ret, **kwargs):
     return out
 
 
+def text_length(self, field, ret, **kwargs):
+    """schemas.fields.Text's own length limit (not a validator, so apispec does not see it)."""
+    if isinstance(field, Text) and field.max_length is not None:
+        return {"maxLength": min(field.max_length, ret.get("maxLength", field.max_length))}
+    return {}
+
+
 def build(app) -> dict:
     """The OpenAPI document (a dict) for a tornado Application made by make_app."""
     plugin = MarshmallowPlugin()
@@ -435,6 +442,7 @@ def build(app) -> dict:
         security=[{"bearerAuth": []}, {"apiKey": []}])
     plugin.map_to_openapi_type(StrictNumber, "number", None)
     plugin.converter.add_attribute_function(exclusive_bounds)
+    plugin.converter.add_attribute_function(text_length)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                    "description": "Authorization: Bearer <key>"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})

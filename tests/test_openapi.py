@@ -18,6 +18,10 @@ def test_document_is_valid_openapi_31():
     # marshmallow's Range(min_inclusive=False) is exclusive in the document too (the server refuses 0)
     assert doc["components"]["schemas"]["ExecuteBody"]["properties"]["timeout"] == {
         "type": "number", "exclusiveMinimum": 0}
+    # schemas.fields.Text's limit (PostgreSQL's varchar(255)); descriptions have none
+    create = doc["components"]["schemas"]["CreateWorkflow"]["properties"]
+    assert create["name"]["maxLength"] == 255 and "maxLength" not in create["description"]
+    assert doc["components"]["schemas"]["Block"]["properties"]["id"]["maxLength"] == 255
 
 
 def test_every_route_and_method_is_described():
