@@ -295,6 +295,9 @@ def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(t
         status, wf = call(url + "/api/workflows", "POST", {"name": "echo"})
         graph = {"blocks": [START, ECHO], "edges": [edge("start", "out")]}
         assert call(url + f"/api/workflows/{wf['id']}/graph", "PUT", graph)[0] == 200
+        status, makes = call(url + "/api/workflows", "POST", {"name": "makes"})
+        graph = {"blocks": [START, code("c", "return 'z' * 600000")], "edges": [edge("start", "c")]}
+        assert call(url + f"/api/workflows/{makes['id']}/graph", "PUT", graph)[0] == 200
         status, hooked = call(url + "/api/workflows", "POST", {"name": "hooked"})
         graph = {"blocks": [{"id": "hook", "type": "webhook"},
                             {"id": "out", "type": "response", "config": {"data": "{{ hook.body.x }}"}}],
@@ -333,6 +336,11 @@ def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(t
             assert status == 200 and body["output"] == {"got": i}, body
             assert call(url + f"/api/workflows/{wf['id']}/executions/{body['execution_id']}")[1][
                 "status"] == "completed"
+        # A run whose first row fits but whose output does not: its answer waits for its
+        # final rows, so it is 503, not 200 (and nothing claims it completed).
+        status, body = call(url + f"/api/workflows/{makes['id']}/execute", "POST", {})
+        assert status == 503 and body["error_code"] == "STORAGE_UNAVAILABLE", (status, str(body)[:300])
+        made = body["execution_id"]
         # A webhook call whose run does not fit is refused, and does not use up the arm:
         # the arm and the run's row are one transaction, so neither was written.
         status, body = call(webhook, "POST", {"x": big}, headers=secret)
@@ -346,6 +354,12 @@ def test_full_disk_fails_only_what_does_not_fit_and_gives_the_webhook_arm_back(t
             "status") == "failed", timeout=15)
         row = call(url + f"/api/workflows/{wf['id']}/executions/{big_run}")[1]
         assert row["error"].startswith("storage unavailable") and row["variables"] == {"x": big}
+        assert wait_until(lambda: call(url + f"/api/workflows/{makes['id']}/executions/{made}")[1].get(
+            "status") == "failed", timeout=15)
+        row = call(url + f"/api/workflows/{makes['id']}/executions/{made}")[1]
+        assert row["error"].startswith("storage unavailable"), row
+        logs = call(url + f"/api/workflows/{makes['id']}/executions/{made}/logs")[1]["logs"]
+        assert [(e["block_id"], e["status"]) for e in logs] == [("start", "completed"), ("c", "cancelled")]
         status, body = call(webhook + "?wait=true", "POST", {"x": "fits"}, headers=secret)
         assert status == 200 and body["output"] == "fits", body
         # The call that fitted completed; the refused one never became a run.
