@@ -95,7 +95,7 @@ def _cpu_seconds(pid):
 
 def test_reattach_to_a_run_of_another_process_waits_and_ends_with_it(tmp_path):
     url = database_url(tmp_path)
-    env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_KEEPALIVE_INTERVAL": "0.5"}
+    env = {"ACTORFLOW_API_KEY": KEY, "ACTORFLOW_KEEPALIVE_INTERVAL": "0.5", "ACTORFLOW_SHUTDOWN_GRACE": "1"}
     owner = ServerProcess(url, env=env)
     other = ServerProcess(url, env=env)
     try:
@@ -145,6 +145,24 @@ def test_reattach_to_a_run_of_another_process_waits_and_ends_with_it(tmp_path):
         assert events[-1]["output"] == {"slow": 7}
         healthy_sync(other.url)
         assert call(other.url + f"/api/workflows/{wf['id']}/executions/{eid}")[1]["status"] == "completed"
+
+        # SIGTERM stops the follower while it follows a run of the owner (it was ignored
+        # while the poll loop spun); the owner's run is not disturbed.
+        graph["blocks"][1] = code("slow", "import time\ntime.sleep(60)\nreturn 7", timeout=120)
+        assert call(owner.url + f"/api/workflows/{wf['id']}/graph", "PUT", graph)[0] == 200
+        threading.Thread(target=call, args=(owner.url + f"/api/workflows/{wf['id']}/execute", "POST", {}),
+                         kwargs={"timeout": 120}, daemon=True).start()
+        assert wait_until(lambda: call(other.url + f"/api/workflows/{wf['id']}/executions")[1]["total"] == 2,
+                          timeout=15)
+        second = next(e["id"] for e in call(other.url + f"/api/workflows/{wf['id']}/executions")[1]["executions"]
+                      if e["id"] != eid)
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.request("GET", f"/api/workflows/{wf['id']}/executions/{second}/stream",
+                     headers={"Authorization": f"Bearer {KEY}"})
+        assert conn.getresponse().status == 200
+        assert other.stop(timeout=30) == 0
+        conn.close()
+        healthy_sync(owner.url)
     finally:
         other.stop()
         owner.stop()
