@@ -183,7 +183,8 @@ def _code_tool(ctx, tool, args, stdout):
         raise BlockError("code tools need the sandbox service, which is not running")
     timeout = ctx.remaining(_seconds(tool.get("timeout"), CODE_TOOL_TIMEOUT))
     scope = {"args": args, "inputs": ctx.inputs, "variables": ctx.variables}
-    result = sandbox.run(tool["code"], scope, timeout=timeout, cancelled=ctx.cancelled)
+    result = sandbox.run(tool["code"], scope, timeout=timeout, cancelled=ctx.cancelled,
+                         workspace=ctx.workspace)
     stdout.add(tool["name"], getattr(result, "stdout", None))
     return result.value
 

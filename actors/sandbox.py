@@ -50,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any, NamedTuple
 
 from actors.errors import BlockError
@@ -163,11 +163,12 @@ class SandboxPool:
 
     # -- the public surface ------------------------------------------------------
 
-    def run(self, code, scope, timeout=None, cancelled=None) -> SandboxResult:
+    def run(self, code, scope, timeout=None, cancelled=None, workspace=None) -> SandboxResult:
         """Run `code` (a function body) with `scope`'s keys in scope; return its value.
 
         Raises BlockTimeout after `timeout` seconds, BlockCancelled soon after
         `cancelled` (a threading.Event) is set, SandboxError for anything else.
+        `workspace` shares the code slots fairly between workspaces.
         """
         if timeout is not None and timeout <= 0:
             raise BlockTimeout("code timed out before it started")
@@ -184,7 +185,7 @@ class SandboxPool:
                              allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise BlockError(f"code block inputs are not JSON: {exc}") from None
-        self._slots.acquire(deadline, cancelled, timeout)  # the wait counts toward the timeout
+        self._slots.acquire(deadline, cancelled, timeout, workspace)  # the wait counts toward the timeout
         try:
             worker = self._take()
             answer = None
@@ -197,7 +198,7 @@ class SandboxPool:
                 worker.kill()
                 self._retire(worker)  # reaped and cleaned up in the background
         finally:
-            self._slots.release()
+            self._slots.release(workspace)
         stdout = _stdout_text(out, truncated)
         if reason in ("timeout", "cancelled"):
             exc = (BlockTimeout(f"code timed out after {_seconds(timeout)}s")
@@ -528,24 +529,33 @@ class _Worker:
 
 
 class _Slots:
-    """At most `count` jobs at once; later ones wait their turn, first come first served."""
+    """At most `count` jobs at once; later ones wait their turn.
+
+    Shared between workspaces like the launch budget (actors/launches.py):
+    one workspace holds at most `count - count // 4` slots, and a freed slot
+    goes to the waiting workspace holding the fewest (first come, first
+    served within a workspace).
+    """
 
     def __init__(self, count):
         self.count = count
+        self.per_workspace = max(1, count - count // 4)
         self._busy = 0
-        self._line = deque()  # one Event per waiting job, set when the slot is handed over
+        self._held = Counter()  # workspace -> slots it holds
+        self._lines = {}        # workspace -> deque of Events, set when the slot is handed over
         self._lock = threading.Lock()
         self.waits = 0  # jobs that had to wait for a slot (metrics)
 
-    def acquire(self, deadline, cancelled, timeout):
+    def acquire(self, deadline, cancelled, timeout, workspace=None):
         """Take a slot. Raises BlockTimeout at `deadline`, BlockCancelled once
         `cancelled` is set (looked at every WAIT_POLL seconds)."""
         with self._lock:
-            if self._busy < self.count and not self._line:
-                self._busy += 1
+            if self._busy < self.count and self._held[workspace] < self.per_workspace \
+                    and workspace not in self._lines:
+                self._take(workspace)
                 return
             turn = threading.Event()
-            self._line.append(turn)
+            self._lines.setdefault(workspace, deque()).append(turn)
             self.waits += 1
         try:
             while True:
@@ -560,9 +570,13 @@ class _Slots:
         except BaseException:
             with self._lock:
                 if turn.is_set():
-                    self._pass_on()  # it was handed to us as we gave up: hand it on
+                    self._give_back(workspace)  # it was handed to us as we gave up: hand it on
                 else:
-                    self._line.remove(turn)
+                    line = self._lines[workspace]
+                    line.remove(turn)
+                    if not line:
+                        del self._lines[workspace]
+                self._pass_on()
             raise
 
     @property
@@ -571,25 +585,47 @@ class _Slots:
 
     @property
     def waiting(self):
-        return len(self._line)
+        return sum(len(line) for line in self._lines.values())
 
-    def release(self):
+    def release(self, workspace=None):
         with self._lock:
+            self._give_back(workspace)
             self._pass_on()
 
+    def _take(self, workspace):
+        self._busy += 1
+        self._held[workspace] += 1
+
+    def _give_back(self, workspace):
+        self._busy -= 1
+        self._held[workspace] -= 1
+        if self._held[workspace] <= 0:
+            del self._held[workspace]
+
     def _pass_on(self):
-        if self._line:
-            self._line.popleft().set()  # the slot goes straight to the next in line
-        else:
-            self._busy -= 1
+        """Free slots go straight to the waiting workspaces holding fewest, under their share."""
+        while self._busy < self.count:
+            waiting = [w for w in self._lines if self._held[w] < self.per_workspace]
+            if not waiting:
+                return
+            workspace = min(waiting, key=lambda w: self._held[w])
+            line = self._lines[workspace]
+            turn = line.popleft()
+            if not line:
+                del self._lines[workspace]
+            self._take(workspace)
+            turn.set()
 
     def close(self):
         """Let every waiter through: the closed pool then refuses them."""
         with self._lock:
-            line, self._line = list(self._line), deque()
-            self._busy += len(line)
-        for turn in line:
-            turn.set()
+            lines, self._lines = self._lines, {}
+            for workspace, line in lines.items():
+                for _ in line:
+                    self._take(workspace)
+        for line in lines.values():
+            for turn in line:
+                turn.set()
 
 
 class _Uids:

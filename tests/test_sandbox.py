@@ -771,3 +771,49 @@ def test_a_guard_the_kernel_refuses_is_left_out_with_one_warning(monkeypatch, ca
             p.close()
     warnings = [r.getMessage() for r in caplog.records if "runs without" in r.getMessage()]
     assert warnings == [f"code sandbox runs without {sandbox.GUARDS['ipc']}: {refusal}"]
+
+
+def test_one_workspace_cannot_take_every_code_slot():
+    # 4 slots: workspace A may hold 3; B's block runs at once while A's others wait.
+    p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20, concurrency=4)
+    stop = threading.Event()
+    blockers = [threading.Thread(target=lambda: pytest.raises(
+        BlockCancelled, p.run, "import time\ntime.sleep(60)", SCOPE, timeout=60, cancelled=stop,
+        workspace="A")) for _ in range(5)]
+    try:
+        for t in blockers:
+            t.start()
+        assert wait_until(lambda: (p.running, p.waiting) == (3, 2), 30)
+        assert p.run("return 'B ran'", SCOPE, timeout=30, workspace="B").value == "B ran"
+        assert (p.running, p.waiting) == (3, 2)
+    finally:
+        stop.set()
+        for t in blockers:
+            t.join(30)
+        p.close()
+    assert (p.running, p.waiting) == (0, 0)
+
+
+def test_a_freed_code_slot_goes_to_the_workspace_holding_fewest():
+    from actors.sandbox import _Slots
+    slots = _Slots(2)                                 # no reserve at 2: one workspace may take both
+    slots.acquire(None, None, None, "A")
+    slots.acquire(None, None, None, "A")
+    got = []
+
+    def wait_for_slot(workspace):
+        slots.acquire(None, None, None, workspace)
+        got.append(workspace)
+    waiters = [threading.Thread(target=wait_for_slot, args=(w,)) for w in ("A", "B")]
+    for t in waiters:
+        t.start()
+        assert wait_until(lambda: slots.waiting == len([w for w in waiters if w.is_alive()]), 30)
+    slots.release("A")                                # A would hold 2 again, B none: B's turn
+    assert wait_until(lambda: got == ["B"], 30)
+    slots.release("A")
+    assert wait_until(lambda: got == ["B", "A"], 30)
+    for t in waiters:
+        t.join(30)
+    slots.release("A")
+    slots.release("B")
+    assert (slots.busy, slots.waiting) == (0, 0)

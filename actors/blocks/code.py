@@ -12,7 +12,8 @@ def run(ctx):
     sandbox = ctx.services["sandbox"]
     try:
         result = sandbox.run(ctx.config["code"], {"inputs": ctx.inputs, "variables": ctx.variables},
-                             timeout=ctx.remaining(), cancelled=ctx.cancelled)
+                             timeout=ctx.remaining(), cancelled=ctx.cancelled,
+                             workspace=ctx.workspace)
     except BlockError as exc:
         ctx.stdout = getattr(exc, "stdout", None)  # what it printed before failing, for the log
         raise
