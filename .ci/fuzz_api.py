@@ -4,8 +4,9 @@
     python3 .ci/fuzz_api.py -n 300 --seed 7      # a longer local run; extra flags go to schemathesis
 
 Starts `run.py serve` on a free port with a fresh SQLite file and a key,
-runs `schemathesis run` on its /api/openapi.json with the four checks, and
-stops the server. Exits non-zero on any failure or when fewer cases ran.
+runs `schemathesis run` on its /api/openapi.json with the four checks (every
+phase, then the stateful phase alone once more), and stops the server.
+Exits non-zero on any failure or when fewer cases ran.
 """
 
 import os
@@ -54,25 +55,34 @@ def start_server(folder):
 def main(extra):
     folder = tempfile.mkdtemp(prefix="actorflow-fuzz-")
     proc, url = start_server(folder)
+    results = []
     try:
         cmd = ["schemathesis", "--config-file", os.path.join(ROOT, ".ci", "schemathesis.toml"),
-               "run", f"{url}/api/openapi.json", "--checks", CHECKS,
-               *extra]
+               "run", f"{url}/api/openapi.json", "--checks", CHECKS, *extra]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, ".ci")]),
                    ACTORFLOW_FUZZ_KEY=KEY)
-        result = subprocess.run(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        print(result.stdout)
+        # Every phase, then the stateful phase again on its own: after the other phases it
+        # stops after a dozen scenarios; alone it runs its full count (create -> PUT graph ->
+        # execute -> executions -> logs chains).
+        for phases in ([], ["--phases", "stateful"]):
+            result = subprocess.run(cmd + phases, cwd=folder, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            print(result.stdout)
+            results.append(result)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    cases = re.search(r"(\d+) generated", result.stdout)
-    cases = int(cases.group(1)) if cases else 0
-    if result.returncode != 0:
-        sys.exit(f"schemathesis failed (exit {result.returncode}); server log: {folder}/server.log")
+    cases = 0
+    for result in results:
+        found = re.search(r"(\d+) generated", result.stdout)
+        cases += int(found.group(1)) if found else 0
+        if result.returncode != 0:
+            sys.exit(f"schemathesis failed (exit {result.returncode}); server log: {folder}/server.log")
+    if len(results) < 2:
+        sys.exit("schemathesis did not run both passes")
     if cases < MIN_CASES:
         sys.exit(f"only {cases} generated cases; at least {MIN_CASES} are required")
     print(f"schemathesis: {cases} passed, 0 failed")
