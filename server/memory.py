@@ -59,6 +59,12 @@ class Housekeeper:
         if self._pending is None:
             self._pending = self._loop.call_later(IDLE_DELAY, self._check)
 
+    def stop(self):
+        """Drop the pending tidy-up: a stopped server's loop must not hold it (and its runtime) alive."""
+        if self._pending is not None:
+            self._loop.remove_timeout(self._pending)
+            self._pending = None
+
     def _check(self):
         self._pending = None
         if self._is_idle():

@@ -71,7 +71,8 @@ class Runtime:
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, services=self.services)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
-        self.runs.on_idle = Housekeeper(io_loop, lambda: not self.runs.live).idle
+        self.housekeeper = Housekeeper(io_loop, lambda: not self.runs.live)
+        self.runs.on_idle = self.housekeeper.idle
         self.recovery = Recovery(self.writer, self.bridge, self.runs, self.owner, self.stale_after(),
                                  settings.resume)
         self.starter = RunStarter(self.store, self.runs)
@@ -136,6 +137,7 @@ class Runtime:
             return
         self.closed = True
         self.scheduler.stop()
+        self.housekeeper.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self._beat.cancel()
