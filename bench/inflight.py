@@ -23,7 +23,8 @@ the endpoint. RSS and live threads are read from the server's
 Every run is in the default workspace, so the per-workspace cap on outgoing
 connections (ACTORFLOW_HTTP_PER_WORKSPACE, default 50) is raised to the
 number in flight here; the launch budget (ACTORFLOW_MAX_BLOCK_THREADS) too,
-so every run's http block is waiting on the endpoint rather than queued.
+to 4/3 of it since one workspace holds at most 3/4 of the budget, so every
+run's http block is waiting on the endpoint rather than queued.
 Not a test: it takes a few minutes.
 """
 
@@ -244,7 +245,8 @@ def main():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this process and the server
     most = max(args.inflight, args.sample, args.steady) + 100
-    env = {"ACTORFLOW_HTTP_PER_WORKSPACE": str(most), "ACTORFLOW_MAX_BLOCK_THREADS": str(most)}
+    # One workspace holds at most limit - limit // 4 block threads (the fair share).
+    env = {"ACTORFLOW_HTTP_PER_WORKSPACE": str(most), "ACTORFLOW_MAX_BLOCK_THREADS": str(most * 4 // 3 + 4)}
     env.update(kv.split("=", 1) for kv in args.env)
     print(f"P4: server settings {env}; load average {os.getloadavg()[0]:.1f}", flush=True)
     servers = Servers(extra_env=env)
