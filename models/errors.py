@@ -58,6 +58,10 @@ class PayloadTooLarge(ActorflowError):
     pass
 
 
+class HeadersTooLarge(ActorflowError):
+    """A request's line and headers are over the server's limit."""
+
+
 class TooManyRequests(ActorflowError):
     pass
 

@@ -1,9 +1,9 @@
 """make_app: the route table; make_server: the HTTP server's own limits."""
 
-import tornado.httpserver
 import tornado.web
 
 from .access_log import log_request
+from .framing import HEADER_LIMIT, HTTPServer
 from .handlers import base, console, deploy, docs, executions, stream, versions, webhooks, workflows
 from .handlers.metrics import MetricsHandler
 
@@ -56,7 +56,7 @@ def make_app(runtime) -> tornado.web.Application:
     )
 
 
-def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
+def make_server(app: tornado.web.Application) -> HTTPServer:
     """The HTTP server for `app`. A client that stalls is dropped (idle 120 s, body 60 s)."""
-    return tornado.httpserver.HTTPServer(app, max_body_size=UNLIMITED_BODY,
-                                         idle_connection_timeout=120, body_timeout=60)
+    return HTTPServer(app, max_body_size=UNLIMITED_BODY, max_header_size=HEADER_LIMIT,
+                      idle_connection_timeout=120, body_timeout=60)

@@ -26,6 +26,7 @@ _TABLE = {
     e.Conflict: (409, "CONFLICT", False),
     e.DepthExceeded: (409, "DEPTH_EXCEEDED", False),
     e.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE", False),
+    e.HeadersTooLarge: (431, "HEADERS_TOO_LARGE", False),
     e.TooManyRequests: (429, "TOO_MANY_REQUESTS", False),
     e.ShuttingDown: (503, "SHUTTING_DOWN", False),
     e.StorageUnavailable: (503, "STORAGE_UNAVAILABLE", False),
