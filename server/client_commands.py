@@ -31,11 +31,14 @@ def add_client_flags(parser):
 def add_commands(sub, formatter):
     """Register `workflows ...`, `graph put`, `run`, `executions`, `logs`, `deploy`, `undeploy`, `arm`."""
 
-    def command(parent, name, help, func, json_flag=True, json_help="print the server's JSON answer"):
-        parser = parent.add_parser(name, help=help, description=help, formatter_class=formatter)
+    def add_flags(parser):
         add_client_flags(parser)
         parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                             help="TOML file with url and key_file (or ACTORFLOW_CONFIG; default: none)")
+
+    def command(parent, name, help, func, json_flag=True, json_help="print the server's JSON answer"):
+        parser = parent.add_parser(name, help=help, description=help, formatter_class=formatter)
+        add_flags(parser)
         if json_flag:
             parser.add_argument("--json", action="store_true", help=json_help)
         parser.set_defaults(func=_client(func))
@@ -43,6 +46,7 @@ def add_commands(sub, formatter):
 
     def group(name, help):
         parser = sub.add_parser(name, help=help, description=help, formatter_class=formatter)
+        add_flags(parser)   # `workflows --url X list` as well as `workflows list --url X`
         nested = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
         parser.set_defaults(func=lambda args: parser.error("say which action (see --help)"))
         return nested

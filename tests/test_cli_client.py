@@ -225,6 +225,18 @@ def test_client_settings_flag_then_environment_then_config_file(served, tmp_path
                   ACTORFLOW_KEY="af_not_a_key_0123456789").returncode == 0
 
 
+def test_client_flags_before_between_and_after_the_action(served, tmp_path):
+    (tmp_path / "key").write_text(KEY + "\n")
+    flags = ["--url", served.url, "--key-file", str(tmp_path / "key")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}
+    for argv in (flags + ["workflows", "list"], ["workflows"] + flags + ["list"],
+                 ["workflows", "list"] + flags):
+        out = subprocess.run([sys.executable, "run.py", *argv, "--json"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env=env)
+        assert out.returncode == 0, (argv, out.stderr)
+        assert "workflows" in json.loads(out.stdout), argv
+
+
 def test_no_key_is_a_usage_error(served):
     out = subprocess.run([sys.executable, "run.py", "workflows", "list", "--url", served.url], cwd=ROOT,
                          capture_output=True, text=True, timeout=60,
