@@ -56,8 +56,17 @@ def _database(args):
         db.close()
 
 
+LABEL_MAX = 255  # workspace names and key labels are varchar(255) columns, as API names are
+
+
 def create_key(args):
     from models import workspace as ws
+    from .cli import UsageError
+    for flag, value in (("--workspace", args.workspace), ("--name", args.name)):
+        if len(value) > LABEL_MAX or "\x00" in value:
+            raise UsageError(f"{flag} must be at most {LABEL_MAX} characters, without a NUL")
+    if not args.workspace:
+        raise UsageError("--workspace must not be empty")
     with _database(args):
         row, key = ws.create_key(args.workspace, args.name)
     print(f"created key {row.id} in workspace {args.workspace!r}; it is shown only once:")

@@ -113,6 +113,16 @@ def test_bad_flag_value_is_refused(tmp_path):
                    "--execute-timeout")
 
 
+def test_create_key_refuses_labels_no_store_can_hold(tmp_path):
+    url = db_url(tmp_path)
+    one_line_error(run_cli("create-key", "--name", "x" * 256, "--database-url", url), "--name", "255")
+    one_line_error(run_cli("create-key", "--workspace", "w" * 256, "--database-url", url), "--workspace")
+    one_line_error(run_cli("create-key", "--workspace", "", "--database-url", url), "--workspace")
+    made = run_cli("create-key", "--name", "x" * 255, "--database-url", url)
+    assert made.returncode == 0, made.stderr
+    assert "x" * 255 in run_cli("list-keys", "--database-url", url).stdout
+
+
 def test_flags_work_before_and_after_the_subcommand(tmp_path):
     url = db_url(tmp_path)
     made = run_cli("--database-url", url, "create-key", "--name", "before")
