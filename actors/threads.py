@@ -56,11 +56,16 @@ def start_daemon(target, name):
     if slot is not None:
         slot.put((target, name))
         return
-    _new_thread(lambda: _serve(target, name), name)
+    # Handed over in a list the thread empties: threading keeps a thread's target and
+    # args until the thread ends, which would keep the first actor (and through it
+    # its run and engine) alive for as long as the thread goes on serving others.
+    _new_thread(_serve, name, [target, name])
 
 
-def _serve(target, name):
+def _serve(first):
     """Run `target`, then wait for the next one for a while. An exception ends the thread, as before."""
+    target, name = first
+    first.clear()
     me = threading.current_thread()
     slot = None
     while True:
@@ -84,8 +89,8 @@ def _serve(target, name):
             target, name = slot.get()  # taken just now: its work is on the way
 
 
-def _new_thread(target, name):
-    thread = threading.Thread(target=target, name=name, daemon=True)
+def _new_thread(target, name, arg):
+    thread = threading.Thread(target=target, args=(arg,), name=name, daemon=True)
     if not _NO_HANDSHAKE:
         thread.start()
         return
