@@ -20,7 +20,7 @@ from .block import BlockActor
 from .context import CancelFlag
 from .events import end_event
 from .launches import LaunchBudget
-from .threads import EngineActor, LingeringInbox
+from .threads import PooledActor
 from .messages import BlockChunk, BlockDone, Cancel, Idle, RunBlock
 from .persist import RunWriter, fail_unstarted
 from .templates import Scope, render
@@ -54,11 +54,8 @@ class Engine:
         self.launches = LaunchBudget(getattr(settings, "max_block_threads", 256))
 
 
-class Coordinator(EngineActor):
-
-    @staticmethod
-    def _create_actor_inbox():
-        return LingeringInbox()
+class Coordinator(PooledActor):
+    """One run: holds a thread only while it has news to handle (see PooledActor)."""
 
     def __init__(self, plan, engine: Engine, publish):
         """`publish(execution_id, events, result)` is called on the writer thread once a

@@ -7,7 +7,7 @@ import pytest
 
 from actors.blocks import default_registry
 from actors.coordinator import Coordinator, Engine
-from actors.threads import EngineActor
+from actors.threads import PooledActor
 from actors.plan import plan_run
 from server.settings import Settings
 from tests.blocktypes import TEST_TYPES
@@ -160,7 +160,7 @@ def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
 def test_a_streamed_run_whose_thread_cannot_start_is_ended_at_the_writer(engine, monkeypatch):
     def no_thread(self):
         raise RuntimeError("can't start new thread")
-    monkeypatch.setattr(EngineActor, "_start_actor_loop", no_thread)
+    monkeypatch.setattr(PooledActor, "_start_actor_loop", no_thread)
     with pytest.raises(RuntimeError):
         start(engine, [START], [], trigger="stream")
     (_, first, _), (fail, args, _) = engine.writer.jobs

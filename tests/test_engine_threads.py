@@ -1,10 +1,13 @@
-"""Engine threads (actors/threads.py): waiting threads keep nothing alive."""
+"""Engine threads (actors/threads.py): waiting threads keep nothing alive; pooled actors
+hold a thread only while they have messages, and handle them in order."""
 
 import threading
 import weakref
 
+import pykka
+
 from actors import threads
-from actors.threads import PARKED_NAME, start_daemon
+from actors.threads import PARKED_NAME, PooledActor, start_daemon
 from tests.helpers import wait_until
 
 
@@ -25,3 +28,54 @@ def test_a_waiting_thread_keeps_nothing_of_what_it_ran(monkeypatch):
     assert ran_on[0].is_alive()
     assert gone() is None   # freed while its thread waits for the next work
     threads._parked[0].put((lambda: None, "test-done"))  # let it go on: it ends after PARK_SECONDS
+
+
+class Counter(PooledActor):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+        self.threads = set()
+
+    def on_receive(self, message):
+        self.threads.add(threading.current_thread().name)
+        if message == "boom":
+            raise ValueError("boom")
+        self.seen.append(message)
+        return len(self.seen)
+
+
+def test_a_pooled_actor_handles_its_messages_in_order_and_holds_no_thread_between():
+    ref = Counter.start()
+    actor = ref._actor_weakref()
+    try:
+        for i in range(200):
+            ref.tell(i)
+        assert wait_until(lambda: len(actor.seen) == 200, 30)
+        assert actor.seen == list(range(200))
+        assert wait_until(lambda: not actor.actor_inbox.running, 30)   # its turn is over
+        # News from several threads at once: each message once, none lost.
+        senders = [threading.Thread(target=lambda k=k: [ref.tell((k, i)) for i in range(100)])
+                   for k in range(4)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(30)
+        assert wait_until(lambda: len(actor.seen) == 600, 30)
+        for k in range(4):
+            assert [m for m in actor.seen if isinstance(m, tuple) and m[0] == k] == [(k, i) for i in range(100)]
+        assert "Counter" in actor.threads
+    finally:
+        ref.stop()
+    assert not ref.is_alive() and actor.actor_inbox.wake is None
+
+
+def test_a_pooled_actor_answers_asks_and_stops_on_a_failure():
+    ref = Counter.start()
+    try:
+        assert ref.ask("a", timeout=30) == 1
+        ref.tell("boom")   # pykka's rule: an unhandled failure stops the actor
+        assert wait_until(lambda: not ref.is_alive(), 30)
+    finally:
+        if ref.is_alive():
+            ref.stop()
+    assert ref not in pykka.ActorRegistry.get_all()
