@@ -210,7 +210,8 @@ class PooledInbox(LingeringInbox):
     """
 
     running = False
-    wake = None  # the actor's turn, set while the actor lives
+    wake = None    # the actor's turn, set while the actor lives
+    name = None    # its threads' name
 
     def __init__(self):
         super().__init__()
@@ -224,7 +225,7 @@ class PooledInbox(LingeringInbox):
             self.running = True
             wake = self.wake
         if wake is not None:
-            start_daemon(wake, "Coordinator")
+            start_daemon(wake, self.name)
 
     def done(self) -> bool:
         """The turn found the inbox empty: True if the thread may go (nothing came meanwhile)."""
@@ -255,9 +256,9 @@ class PooledActor(EngineActor):
     def _start_actor_loop(self):
         inbox = self.actor_inbox
         inbox.running = True     # the first turn is on its way: puts until then only queue
-        inbox.wake = self._turn
+        inbox.wake, inbox.name = self._turn, type(self).__name__
         try:
-            start_daemon(self._first_turn, type(self).__name__)
+            start_daemon(self._first_turn, inbox.name)
         except BaseException:
             inbox.wake = None
             raise

@@ -258,9 +258,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this process and the server
     most = max(args.inflight, args.sample, args.steady) + 100
     # One workspace holds at most limit - limit // 4 block threads (the fair share).
-    env = {"ACTORFLOW_HTTP_PER_WORKSPACE": str(most), "ACTORFLOW_MAX_BLOCK_THREADS": str(most * 4 // 3 + 4)}
-    if args.server_defaults:
-        env = {}
+    env = {} if args.server_defaults else {
+        "ACTORFLOW_HTTP_PER_WORKSPACE": str(most), "ACTORFLOW_MAX_BLOCK_THREADS": str(most * 4 // 3 + 4)}
     env.update(kv.split("=", 1) for kv in args.env)
     print(f"P4: server settings {env}; load average {os.getloadavg()[0]:.1f}", flush=True)
     servers = Servers(extra_env=env)

@@ -56,15 +56,16 @@ def _database(args):
         db.close()
 
 
-LABEL_MAX = 255  # workspace names and key labels are varchar(255) columns, as API names are
-
-
 def create_key(args):
+    from marshmallow import ValidationError
     from models import workspace as ws
+    from schemas.fields import Text
     from .cli import UsageError
     for flag, value in (("--workspace", args.workspace), ("--name", args.name)):
-        if len(value) > LABEL_MAX or "\x00" in value:
-            raise UsageError(f"{flag} must be at most {LABEL_MAX} characters, without a NUL")
+        try:
+            Text().deserialize(value)   # what a column of any store holds, as for API names
+        except ValidationError as exc:
+            raise UsageError(f"{flag} {exc.messages[0]}") from None
     if not args.workspace:
         raise UsageError("--workspace must not be empty")
     with _database(args):

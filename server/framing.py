@@ -44,7 +44,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
         def write_json_errors(data):
             # tornado writes exactly these bytes for an unparseable request, then closes.
-            if len(data) == len(TORNADO_BARE_400) and data == TORNADO_BARE_400:
+            if data == TORNADO_BARE_400:
                 data = MALFORMED
             return write(data)
 
