@@ -51,6 +51,33 @@ def test_jobs_are_committed_before_done_and_a_failing_job_fails_alone(writer):
     assert seen["second"][1] is None and stored(writer.path) == [1, 2]
 
 
+def test_a_job_failing_in_a_batch_fails_alone_and_the_others_land_once(writer):
+    # A gate holds the writer, so the next jobs are taken as one batch.
+    gate, held = threading.Event(), threading.Event()
+    writer.submit(lambda: (held.set(), gate.wait(30)))
+    assert held.wait(30)
+    insert = lambda *vs: [writer.db.execute_sql("INSERT INTO t VALUES (?)", (v,)) for v in vs]  # noqa: E731
+    results, finished = {}, threading.Event()
+
+    def done(name):
+        def report(result, error):
+            results[name] = error
+            if len(results) == 4:
+                finished.set()
+        return report
+
+    writer.submit(insert, (1,), done("first"))
+    writer.submit(insert, (3, 1), done("half then duplicate"))  # its 3 must not stay
+    writer.submit(insert, (2,), done("second"))
+    writer.submit(lambda: 1 / 0, (), done("bug"))
+    gate.set()
+    assert finished.wait(30)
+    assert results["first"] is None and results["second"] is None
+    assert isinstance(results["half then duplicate"], peewee.IntegrityError)
+    assert isinstance(results["bug"], ZeroDivisionError)
+    assert stored(writer.path) == [1, 2]  # each once: the failed pass was undone
+
+
 def test_a_refused_must_land_job_is_tried_again_until_it_lands(writer):
     tries = []
 
