@@ -14,6 +14,11 @@ from .execution import BlockLog, Execution, ExecutionEvent
 from .notify import runs_changed
 
 _sql_cache = {}    # statements by shape and by the database's parameter style
+_plans = {}        # per model and columns: [(name, type stored as is, db_value)]
+
+# Fields whose db_value hands a value of this exact type back unchanged: skipped for those.
+_AS_IS = {peewee.CharField: str, peewee.TextField: str, peewee.IntegerField: int,
+          peewee.FloatField: float, peewee.BooleanField: bool}
 
 
 def _quote(name):
@@ -46,8 +51,13 @@ def _update_sql(model, names, where):
 
 
 def _values(model, names, row):
-    fields = model._meta.fields
-    return [fields[n].db_value(row[n]) for n in names]
+    plan = _plans.get((model, names))
+    if plan is None:
+        fields = model._meta.fields
+        plan = _plans[(model, names)] = [(n, _AS_IS.get(type(fields[n])), fields[n].db_value) for n in names]
+    # None is stored as NULL by every field here; a str for a CharField needs no call either.
+    return [v if v is None or type(v) is as_is else db_value(v)
+            for n, as_is, db_value in plan for v in (row[n],)]
 
 
 def insert_rows(model, rows):
