@@ -42,6 +42,7 @@ _NODES = frozenset(_Evaluator().nodes)          # what the evaluator can evaluat
 _OPERATORS = frozenset(_Evaluator().operators)
 
 _lock = threading.Lock()
+_local = threading.local()   # one evaluator per thread: making one costs most of an evaluation
 _parsed = {}      # expression -> checked tree, oldest first
 _parsed_chars = 0
 
@@ -98,7 +99,10 @@ def evaluate(expression: str, names: dict):
         tree = parse(expression)
     except InvalidExpression as exc:
         raise BlockError(f"expression {expression!r} is invalid: {exc}")
-    evaluator = _Evaluator(names=dict(names), functions=_FUNCTIONS)
+    evaluator = getattr(_local, "evaluator", None)
+    if evaluator is None:
+        evaluator = _local.evaluator = _Evaluator(functions=_FUNCTIONS)
+    evaluator.names = dict(names)
     try:
         return evaluator.eval(expression, previously_parsed=tree)
     except simpleeval.NameNotDefined as exc:
@@ -109,3 +113,5 @@ def evaluate(expression: str, names: dict):
         raise BlockError(f"expression {expression!r} is invalid: {exc}")
     except Exception as exc:  # type errors, zero division, ...: the user's expression
         raise BlockError(f"expression {expression!r} failed: {type(exc).__name__}: {exc}")
+    finally:
+        evaluator.names = None  # the run's values are not kept past the evaluation
