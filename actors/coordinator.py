@@ -44,8 +44,11 @@ ANNOUNCED = ("stream", "webhook")
 class Engine:
     """What every coordinator shares: registry, writer, timers, services, settings."""
 
-    def __init__(self, *, registry, writer, timers, settings, owner, services=None):
+    def __init__(self, *, registry, writer, timers, settings, owner, services=None, after_published=None):
+        """`after_published(fn)` (from any thread) calls `fn()` once what the engine has
+        published so far has been handed on to the runs' watchers; by default at once."""
         self.registry = registry
+        self.after_published = after_published or (lambda fn: fn())
         self.writer = writer
         self.timers = timers
         self.settings = settings
@@ -87,8 +90,13 @@ class Coordinator(PooledActor):
         self.begun = None  # (ready, skipped) when the run's start was written from here
         if plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored:
             # Its caller waits for this first commit alone: it goes to the writer from
-            # the starting thread (this runs in `start()`), before this actor's own
-            # thread is running and before any block is started.
+            # the starting thread (this runs in `start()`), and this actor's first turn
+            # (which starts the blocks) waits until that news has been handed on (the
+            # stream's first event, the webhook's 202). Blocks run meanwhile would only
+            # compete for the GIL with the commit and the answer, and they would be
+            # running for a run not yet stored.
+            self.hold_first_turn()
+            self.writes.on_first_report = self._first_reported
             self.begun = self._begin()
             self._flush()
 
@@ -96,12 +104,28 @@ class Coordinator(PooledActor):
         try:
             super()._start_actor_loop()
         except BaseException as exc:
-            pykka.ActorRegistry.unregister(self.actor_ref)
-            if self.begun is not None:
-                # Its row is at the writer already and no thread will ever end it: end it there.
-                fail_unstarted(self.engine.writer, self.plan.execution_id,
-                               f"internal error: the run could not start: {exc}")
+            self._not_started(exc)
             raise
+
+    def _first_reported(self):
+        """On the writer thread: the run's start is stored (or refused) and published."""
+        try:
+            self.engine.after_published(self._release)
+        except Exception:  # the loop is gone (shutting down): nothing to wait for
+            self._release()
+
+    def _release(self):
+        try:
+            self.release_first_turn()
+        except Exception as exc:
+            self._not_started(exc)
+
+    def _not_started(self, exc):
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        if self.begun is not None:
+            # Its row is at the writer already and no thread will ever end it: end it there.
+            fail_unstarted(self.engine.writer, self.plan.execution_id,
+                           f"internal error: the run could not start: {exc}")
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -118,7 +142,7 @@ class Coordinator(PooledActor):
             ready, skipped = self._begin()
         else:
             ready, skipped = self._resume(plan.resume)
-        if not self.over:
+        if not self.over and not self.writes.refused:  # refused: its Cancel is next in the inbox
             self._decide(ready, skipped)
         if self.launched and not self.over and plan.trigger not in ANNOUNCED:
             self.actor_inbox.linger = LINGER

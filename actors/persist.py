@@ -61,6 +61,7 @@ class RunWriter:
         self._lock = threading.Lock()
         self._busy = False         # a batch of this run is at the writer
         self._held = None          # [ops, events, result] flushed meanwhile
+        self.on_first_report = None  # called once, on the writer thread, after the first batch is reported
 
     def flush(self, ops, events, result):
         """Queue a batch of the run's writes; its events are published once they commit.
@@ -132,6 +133,9 @@ class RunWriter:
                 self.published_seq = events[-1][0]
             self.publish(self.execution_id, events, result)
         finally:
+            then, self.on_first_report = self.on_first_report, None
+            if then is not None:
+                then()
             self._next()
 
     def _refuse(self, error):

@@ -48,6 +48,8 @@ PARKED_NAME = "actorflow-parked"
 _URN_HEAD = uuid.uuid4().urn[:-12]
 _serial = itertools.count(1)
 
+_holds_lock = threading.Lock()  # PooledActor._holds, counted down from any thread
+
 _parked = []  # the inboxes of waiting threads, the most recently parked last
 _parked_lock = threading.Lock()
 
@@ -257,10 +259,27 @@ class PooledActor(EngineActor):
         inbox = self.actor_inbox
         inbox.running = True     # the first turn is on its way: puts until then only queue
         inbox.wake, inbox.name = self._turn, type(self).__name__
+        self.release_first_turn()
+
+    _holds = 1  # what the first turn still waits for: the start, and each hold_first_turn()
+
+    def hold_first_turn(self):
+        """Before the start: the first turn also waits for one `release_first_turn()` more."""
+        self._holds += 1
+
+    def release_first_turn(self):
+        """One of the things the first turn waits for has happened (the start is one). Any thread.
+
+        The last one takes a thread for the first turn; messages told meanwhile wait in the inbox.
+        """
+        with _holds_lock:
+            self._holds -= 1
+            if self._holds:
+                return
         try:
-            start_daemon(self._first_turn, inbox.name)
+            start_daemon(self._first_turn, self.actor_inbox.name)
         except BaseException:
-            inbox.wake = None
+            self.actor_inbox.wake = None
             raise
 
     def _first_turn(self):

@@ -69,7 +69,8 @@ class Runtime:
             cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,
             network=settings.code_network, max_result_bytes=settings.max_value_bytes)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
-                             settings=settings, owner=self.owner, services=self.services)
+                             settings=settings, owner=self.owner, services=self.services,
+                             after_published=self._after_published)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
         self.housekeeper = Housekeeper(io_loop, lambda: not self.runs.live)
         self.runs.on_idle = self.housekeeper.idle
@@ -88,6 +89,11 @@ class Runtime:
         self.scheduler.start()
         self.closed = False
         self.in_flight = 0
+
+    def _after_published(self, fn):
+        """From any thread: `fn()` on the loop after what was published before it, and after the
+        loop has acted on that (a stream's write, a 202): those wake-ups were queued first."""
+        self.bridge.call(_soon, fn)
 
     def listening_on(self, sockets):
         """Tell the engine where this server listens (once, after binding): http blocks may not call it."""
@@ -152,3 +158,7 @@ class Runtime:
         for ref in pykka.ActorRegistry.get_all():
             ref.stop(block=False)
         self.db.close()
+
+
+def _soon(fn):
+    asyncio.get_running_loop().call_soon(fn)

@@ -37,6 +37,25 @@ class FakeWriter:
         self.jobs.append((fn, list(args), threading.current_thread()))
 
 
+class HeldWriter(FakeWriter):
+    """Takes jobs but commits none until `release()`: a run's first batch stays at the writer."""
+
+    def __init__(self):
+        super().__init__()
+        self.held = []
+
+    def submit(self, fn, args=(), done=None):
+        if self.held is None:
+            super().submit(fn, args, done)
+        else:
+            self.held.append((fn, args, done))
+
+    def release(self):
+        held, self.held = self.held, None
+        for job in held:
+            super().submit(*job)
+
+
 class FakeTimers:
     """Deadlines fire only when the test says so."""
 
@@ -142,6 +161,20 @@ def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):
     assert '"execution_started"' in ops[1][1]["data"] and ops[1][1]["seq"] == 1
     assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
     assert watcher.result["status"] == "completed"
+
+
+def test_a_streamed_run_starts_its_blocks_only_once_its_start_is_stored(engine):
+    # Blocks run meanwhile would compete with that commit, and the answer to it, for the GIL.
+    engine.writer = writer = HeldWriter()
+    watcher = start(engine, [START, {"id": "out", "type": "response", "config": {"data": 1}}],
+                    [edge("start", "out")], trigger="stream")
+    # The first turn (on_start: the run's deadline, then its first blocks) has not come.
+    assert not wait_until(lambda: engine.timers.pending, 0.5)
+    assert [op[0] for op in writer.held[0][1][0]] == ["run", "event"]
+    writer.release()
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "completed"
+    assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
 
 
 def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
