@@ -2,6 +2,7 @@
 
 import threading
 
+import peewee
 import pykka
 import pytest
 
@@ -54,6 +55,15 @@ class HeldWriter(FakeWriter):
         held, self.held = self.held, None
         for job in held:
             super().submit(*job)
+
+
+class RefusingWriter(FakeWriter):
+    """Refuses every run batch, as a store locked past its busy timeout does."""
+
+    def submit(self, fn, args=(), done=None):
+        self.jobs.append((fn, list(args[0]) if args else [], threading.current_thread()))
+        if done is not None:
+            done(None, peewee.OperationalError("database is locked"))
 
 
 class FakeTimers:
@@ -175,6 +185,17 @@ def test_a_streamed_run_starts_its_blocks_only_once_its_start_is_stored(engine):
     assert watcher.ended.wait(30)
     assert watcher.result["status"] == "completed"
     assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
+
+
+def test_a_streamed_run_whose_start_is_refused_starts_no_block(engine):
+    engine.writer = writer = RefusingWriter()
+    watcher = start(engine, [START, {"id": "a", "type": "echo", "config": {}}], [edge("start", "a")],
+                    trigger="stream")
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "failed" and watcher.result["code"] == "STORAGE_UNAVAILABLE"
+    assert wait_until(lambda: not pykka.ActorRegistry.get_all(), 30)   # its Cancel ended it
+    sent = [op[0] for _, ops, _ in writer.jobs for op in ops if isinstance(op, tuple)]
+    assert "log" not in sent and not any(e["type"] == "block_started" for e in watcher.events)
 
 
 def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
