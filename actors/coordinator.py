@@ -117,8 +117,9 @@ class Coordinator(PooledActor):
     def _release(self):
         try:
             self.release_first_turn()
-        except Exception as exc:
-            self._not_started(exc)
+        except Exception as exc:  # no thread for the first turn, after the start was stored
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.writes.end_unstarted(f"internal error: the run could not start: {exc}")
 
     def _not_started(self, exc):
         pykka.ActorRegistry.unregister(self.actor_ref)

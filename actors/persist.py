@@ -138,6 +138,22 @@ class RunWriter:
                 then()
             self._next()
 
+    def end_unstarted(self, reason):
+        """The run's start is stored but its coordinator never ran: end it `failed`, and say so.
+
+        Its watchers hear at once (as of a refused write); the row is ended
+        once the store takes the write.
+        """
+        self.refused = self.told = True  # nothing more of this run is written or told
+        eid, seq = self.execution_id, self.published_seq + 1
+        duration = int(round((time.monotonic() - self.t0) * 1000))
+        event = end_event(eid, "failed", error=reason, duration_ms=duration)
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        self.engine.writer.submit_until_stored(fail_run, (eid, None, reason, seq, text, utcnow(), duration))
+        result = {"status": "failed", "output": None, "error": reason, "block_id": None,
+                  "duration_ms": duration}
+        self.publish(eid, ((seq, event, text),), result)
+
     def _refuse(self, error):
         self.refused = True
         if self.told:

@@ -8,6 +8,7 @@ import pytest
 
 from actors.blocks import default_registry
 from actors.coordinator import Coordinator, Engine
+from actors import threads
 from actors.threads import PooledActor
 from actors.plan import plan_run
 from server.settings import Settings
@@ -196,6 +197,22 @@ def test_a_streamed_run_whose_start_is_refused_starts_no_block(engine):
     assert wait_until(lambda: not pykka.ActorRegistry.get_all(), 30)   # its Cancel ended it
     sent = [op[0] for _, ops, _ in writer.jobs for op in ops if isinstance(op, tuple)]
     assert "log" not in sent and not any(e["type"] == "block_started" for e in watcher.events)
+
+
+def test_a_streamed_run_whose_thread_cannot_start_once_stored_is_ended_and_told(engine, monkeypatch):
+    engine.writer = writer = HeldWriter()
+    watcher = start(engine, [START], [], trigger="stream")   # its first turn waits for the writer
+
+    def no_thread(*_args):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threads, "start_daemon", no_thread)
+    writer.release()
+    assert watcher.ended.wait(30)              # its stream is not left waiting
+    assert watcher.result["status"] == "failed" and "can't start new thread" in watcher.result["error"]
+    assert [e["type"] for e in watcher.events] == ["execution_started", "error"]
+    fail, args, _ = writer.jobs[-1]
+    assert fail.__name__ == "fail_run" and args[0] == "e1" and args[3] == 2   # after the started event
+    assert not pykka.ActorRegistry.get_all()
 
 
 def test_chunks_skip_the_writer_when_nothing_of_the_run_is_there(engine):
