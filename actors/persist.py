@@ -139,20 +139,9 @@ class RunWriter:
             self._next()
 
     def end_unstarted(self, reason):
-        """The run's start is stored but its coordinator never ran: end it `failed`, and say so.
-
-        Its watchers hear at once (as of a refused write); the row is ended
-        once the store takes the write.
-        """
+        """The run's start is stored but its coordinator never ran: end it `failed`, and say so."""
         self.refused = self.told = True  # nothing more of this run is written or told
-        eid, seq = self.execution_id, self.published_seq + 1
-        duration = int(round((time.monotonic() - self.t0) * 1000))
-        event = end_event(eid, "failed", error=reason, duration_ms=duration)
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        self.engine.writer.submit_until_stored(fail_run, (eid, None, reason, seq, text, utcnow(), duration))
-        result = {"status": "failed", "output": None, "error": reason, "block_id": None,
-                  "duration_ms": duration}
-        self.publish(eid, ((seq, event, text),), result)
+        self._end_failed(reason)
 
     def _refuse(self, error):
         self.refused = True
@@ -163,16 +152,22 @@ class RunWriter:
         reason = problem.message if problem is not None else f"storage unavailable: {error}"
         log.error("store refused a write of run %s: %s", self.execution_id, error,
                   extra={"execution_id": self.execution_id})
-        eid, seq = self.execution_id, self.published_seq + 1
-        duration = int(round((time.monotonic() - self.t0) * 1000))
-        event = end_event(eid, "failed", error=reason, duration_ms=duration, code=STORAGE_CODE)
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        self.engine.writer.submit_until_stored(
-            fail_run, (eid, self.run_row, reason, seq, text, utcnow(), duration))
         try:
             self.coordinator.tell(Cancel("storage", reason))
         except pykka.ActorDeadError:
             pass  # it had ended already: that end was the refused write
+        self._end_failed(reason, STORAGE_CODE)
+
+    def _end_failed(self, reason, code=None):
+        """Its watchers hear at once that the run failed; its row is ended once the store takes it."""
+        eid, seq = self.execution_id, self.published_seq + 1
+        duration = int(round((time.monotonic() - self.t0) * 1000))
+        event = end_event(eid, "failed", error=reason, duration_ms=duration, code=code)
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        self.engine.writer.submit_until_stored(
+            fail_run, (eid, self.run_row, reason, seq, text, utcnow(), duration))
         result = {"status": "failed", "output": None, "error": reason, "block_id": None,
-                  "duration_ms": duration, "code": STORAGE_CODE}
+                  "duration_ms": duration}
+        if code is not None:
+            result["code"] = code
         self.publish(eid, ((seq, event, text),), result)
