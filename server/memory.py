@@ -10,10 +10,19 @@ runs spent 6 of its 9 CPU seconds in the collector. So, once at start-up:
 - a young-generation pass comes every GEN0 new containers rather than 700,
   so older generations (and full passes) come that much less often.
 
-A finished run's objects are mostly cycles (tornado's request, pykka's actor
-and its ref) that only the collector frees; so when the last live run has
-ended, `Housekeeper.idle()` waits IDLE_DELAY seconds, and if still no run is
-live, a thread collects and gives free heap pages back to the OS (glibc's
+While runs pile up (a burst of thousands in flight), every container a young
+pass looks at is alive, and each is looked at again by every older pass it
+reaches: a burst of 5,000 streamed runs still spent a quarter of its CPU
+there, freeing nothing. So, while PILE or more runs are live, `Pacer`
+freezes whatever survives a young pass that freed (almost) nothing: the
+older passes no longer rescan it. A frozen object is still freed by
+reference counting, which is how a finished run's objects go
+(tests/test_memory.py); only a cycle among frozen objects waits, so after
+SWEEP_AFTER runs have ended, a sweep thaws, collects and freezes again.
+
+When the last live run has ended, `Housekeeper.idle()` waits IDLE_DELAY
+seconds, and if still no run is live, a thread thaws, collects and freezes
+what is left, and gives free heap pages back to the OS (glibc's
 malloc_trim), so the process returns close to its idle size.
 """
 
@@ -27,14 +36,77 @@ log = logging.getLogger(__name__)
 
 GEN0 = 10000
 IDLE_DELAY = 2.0
+FREEZE_IF_FREED = 100   # a young pass (of GEN0 containers) that freed no more found only live ones
+PILE = 500              # live runs from which such a pass's survivors are frozen
+SWEEP_AFTER = 5000      # runs ended while objects are frozen before a sweep frees frozen cycles
 
 
-def tune_collector():
-    """Freeze what start-up made and space the collector's passes out. Call once, after start-up."""
+def tune_collector(live_runs):
+    """Freeze what start-up made, space the collector's passes out and pace them.
+
+    `live_runs()` counts the runs in flight. Call once, after start-up.
+    Returns the installed Pacer.
+    """
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0, gen1, gen2)
+    pacer = Pacer(live_runs)
+    pacer.install()
+    return pacer
+
+
+class Pacer:
+    """Freezes what young collector passes find alive while runs pile up (see the module's doc).
+
+    `after_pass` runs on whichever thread the collector runs on, `run_ended`
+    on the loop, a sweep on a thread of its own. Freezing and thawing are
+    single steps under the GIL, so a race costs at most an early or late sweep.
+    """
+
+    def __init__(self, live_runs, pile=PILE, sweep_after=SWEEP_AFTER):
+        self.live_runs = live_runs
+        self.pile = pile
+        self.sweep_after = sweep_after
+        self.frozen = False     # young passes' survivors are frozen: cycles among them wait
+        self.ended = 0          # runs ended since then
+        self._sweeping = False
+
+    def install(self):
+        gc.callbacks.append(self.after_pass)
+
+    def uninstall(self):
+        gc.callbacks.remove(self.after_pass)
+
+    def after_pass(self, phase, info):
+        """gc's callback: a young pass that freed (almost) nothing while runs pile up -> freeze."""
+        if (phase == "stop" and info["generation"] == 0 and info["collected"] <= FREEZE_IF_FREED
+                and self.live_runs() >= self.pile):
+            gc.freeze()
+            if not self.frozen:
+                self.frozen, self.ended = True, 0
+
+    def run_ended(self):
+        """A run has ended: its frozen objects may be cycles now. Loop thread."""
+        self.ended += 1
+        if self.frozen and self.ended >= self.sweep_after and not self._sweeping:
+            self._sweeping = True
+            threading.Thread(target=self.sweep, name="actorflow-sweep", daemon=True).start()
+
+    def sweep(self, freeze_all=False):
+        """Thaw everything, collect, and freeze again what is left: all of it with
+        `freeze_all` (as start-up did), else only if runs still pile up."""
+        try:
+            self.frozen = False
+            gc.unfreeze()
+            gc.collect()
+            if freeze_all:
+                gc.freeze()
+            elif self.live_runs() >= self.pile:
+                gc.freeze()
+                self.frozen, self.ended = True, 0
+        finally:
+            self._sweeping = False
 
 
 def _malloc_trim():
@@ -53,6 +125,12 @@ class Housekeeper:
         self._is_idle = is_idle     # () -> bool: no live run
         self._pending = None
         self._trim = _malloc_trim()
+        self.pacer = None           # the process's Pacer, once tune_collector() has installed it
+
+    def run_ended(self):
+        """A run has ended (loop thread)."""
+        if self.pacer is not None:
+            self.pacer.run_ended()
 
     def idle(self):
         """The last live run just ended: tidy up soon, unless runs start again."""
@@ -71,6 +149,10 @@ class Housekeeper:
             threading.Thread(target=self._tidy, name="actorflow-tidy", daemon=True).start()
 
     def _tidy(self):
-        gc.collect()
+        pacer = self.pacer
+        if pacer is None:
+            gc.collect()
+        else:
+            pacer.sweep(freeze_all=True)   # frozen cycles too
         if self._trim is not None:
             self._trim(0)

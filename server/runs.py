@@ -77,6 +77,7 @@ class Runs:
         self.live = {}
         self.accepting = True
         self.observer = None  # metrics: run_started(run, trigger), run_events(run, events, result)
+        self.on_ended = None  # () -> None: called as each live run is forgotten
         self.on_idle = None   # () -> None: called when the last live run is forgotten
 
     def start(self, plan) -> LiveRun:
@@ -123,6 +124,8 @@ class Runs:
 
     def _drop(self, execution_id):
         del self.live[execution_id]
+        if self.on_ended is not None:
+            self.on_ended()
         if not self.live and self.on_idle is not None:
             self.on_idle()
 

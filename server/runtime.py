@@ -73,6 +73,7 @@ class Runtime:
                              after_published=self._after_published)
         self.runs = Runs(self.engine, self.bridge, settings.chunk_retention)
         self.housekeeper = Housekeeper(io_loop, lambda: not self.runs.live)
+        self.runs.on_ended = self.housekeeper.run_ended
         self.runs.on_idle = self.housekeeper.idle
         self.recovery = Recovery(self.writer, self.bridge, self.runs, self.owner, self.stale_after(),
                                  settings.resume)

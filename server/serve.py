@@ -129,7 +129,7 @@ async def _serve(settings):
     server = make_server(make_app(runtime))
     server.add_sockets(sockets)
     runtime.listening_on(sockets)
-    tune_collector()
+    runtime.housekeeper.pacer = tune_collector(lambda: len(runtime.runs.live))
     # Before the line below: whoever waits for it may stop us at once.
     signals = asyncio.Queue()
     loop = asyncio.get_running_loop()

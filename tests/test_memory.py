@@ -8,10 +8,13 @@ the server side of its HTTP request.
 """
 
 import gc
+import time
+import weakref
 
 import pykka
 import pytest
 
+from server.memory import Housekeeper, Pacer
 from tests.helpers import START, edge, wait_for
 from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (echo: a fixture)
 from tests.sse_client import SSEClient
@@ -111,3 +114,94 @@ async def test_finished_runs_leave_no_reference_cycles(api, server, echo):  # no
     finally:
         gc.enable()
     assert left == [], "\n".join(sorted(set(left)))
+
+
+class Node:
+    """A container that can point at itself."""
+
+
+@pytest.fixture
+def pacer():
+    """A Pacer that sees 10 runs live, freezes from 5 and sweeps after 3 have ended;
+    the process's frozen objects are given back afterwards."""
+    live = [10]
+    pacer = Pacer(lambda: live[0], pile=5, sweep_after=3)
+    pacer.live = live
+    yield pacer
+    if pacer.after_pass in gc.callbacks:
+        pacer.uninstall()
+    gc.unfreeze()
+
+
+QUIET_PASS = {"generation": 0, "collected": 0, "uncollectable": 0}
+
+
+def frozen(obj):
+    """Whether the collector no longer looks at `obj` (gc.get_objects leaves frozen ones out)."""
+    return not any(o is obj for o in gc.get_objects())
+
+
+def test_a_young_pass_that_frees_nothing_freezes_its_survivors(pacer):
+    gc.collect()
+    alive = [Node() for _ in range(2000)]
+    pacer.install()
+    # Wait on the condition, not on one pass: another thread may just have made garbage.
+    for _ in range(20):
+        gc.collect(0)
+        if pacer.frozen:
+            break
+    assert pacer.frozen
+    assert gc.get_freeze_count() >= len(alive)
+    assert frozen(alive[0])
+
+
+def test_nothing_is_frozen_below_the_pile_or_after_a_pass_that_freed_garbage(pacer):
+    pacer.after_pass("stop", dict(QUIET_PASS, collected=5000))
+    pacer.after_pass("stop", dict(QUIET_PASS, generation=1))
+    pacer.after_pass("start", QUIET_PASS)
+    pacer.live[0] = 4
+    pacer.after_pass("stop", QUIET_PASS)
+    assert not pacer.frozen and gc.get_freeze_count() == 0
+
+
+def test_a_frozen_cycle_is_swept_once_enough_runs_have_ended(pacer):
+    gc.collect()
+    node, kept = Node(), Node()
+    node.me = node
+    gone = weakref.ref(node)
+    pacer.after_pass("stop", QUIET_PASS)
+    del node
+    for _ in range(pacer.sweep_after - 1):
+        pacer.run_ended()
+    gc.collect()
+    assert gone() is not None       # frozen: no pass looks at it
+    pacer.run_ended()               # the sweep, on a thread of its own
+    wait_until(lambda: gone() is None and not pacer._sweeping)
+    assert pacer.frozen and frozen(kept)  # 10 runs still live: what is left is frozen again
+    pacer.live[0] = 0
+    pacer.sweep()
+    assert not pacer.frozen and not frozen(kept)
+
+
+def test_the_idle_tidy_frees_frozen_cycles_and_freezes_what_is_left(pacer):
+    housekeeper = Housekeeper(None, lambda: True)
+    housekeeper.pacer = pacer
+    gc.collect()
+    node, kept = Node(), Node()
+    node.me = node
+    gone = weakref.ref(node)
+    pacer.after_pass("stop", QUIET_PASS)
+    del node
+    housekeeper.run_ended()         # one of three: no sweep yet
+    assert pacer.frozen
+    pacer.live[0] = 0
+    housekeeper._tidy()
+    assert gone() is None
+    assert frozen(kept)             # as at start-up
+
+
+def wait_until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
