@@ -5,6 +5,11 @@ it resolves its host until its answer is read (redirect hops reuse it). A
 request that finds its run's or its workspace's slots all taken waits; the
 wait is part of its timeout and ends at once when the block is cancelled,
 because the request's Guard wakes it. Workspaces never wait for each other.
+
+A freed slot wakes one waiter, the longest waiting whose run has room, not
+all of them: with thousands of runs in a workspace, a hundred or more
+threads wait, and waking them all for one slot cost each release a hundred
+trips through the GIL.
 """
 
 import contextlib
@@ -14,13 +19,28 @@ from .context import BlockTimeout
 
 
 class _Space:
-    """One workspace's slots: in use, per run, and a condition to wait on."""
+    """One workspace's slots: in use, per run, and who waits for one."""
 
     def __init__(self):
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         self.in_use = 0
         self.runs = {}          # execution id -> slots it holds
+        self.waiting = []       # _Waiter, longest waiting first
         self.pins = 0           # requests holding or waiting: the entry stays while any do
+
+
+class _Waiter:
+    """One request waiting for a slot: woken alone, by a freed slot or by its Guard."""
+
+    def __init__(self, space, run):
+        self.space = space
+        self.run = run
+        self.cond = threading.Condition(space.lock)
+        self.woken = False      # a freed slot was meant for it: the next one goes to another
+
+    def wake(self):
+        with self.space.lock:
+            self.cond.notify()
 
 
 class HttpSlots:
@@ -62,19 +82,33 @@ class HttpSlots:
         raised, `late` plus why the request was waiting.
         """
         space = self._space(workspace)
+        waiter = _Waiter(space, run)
         try:
-            guard.on_fire(lambda: _wake(space))
-            with space.cond:
-                while True:
-                    why = self._full(space, run)
-                    if why is None:
-                        break
-                    if guard.fired or guard.ctx.cancelled.is_set():
-                        try:
-                            guard.raise_if_fired(f"{late} waiting for a connection: {why}")
-                        except BlockTimeout as exc:
-                            raise BlockTimeout(f"{exc.message} waiting for a connection: {why}") from None
-                    space.cond.wait()
+            guard.on_fire(waiter.wake)
+            with space.lock:
+                try:
+                    while True:
+                        why = self._full(space, run)
+                        if why is None:
+                            break
+                        if guard.fired or guard.ctx.cancelled.is_set():
+                            try:
+                                guard.raise_if_fired(f"{late} waiting for a connection: {why}")
+                            except BlockTimeout as exc:
+                                raise BlockTimeout(f"{exc.message} waiting for a connection: {why}") from None
+                        if waiter.woken:
+                            waiter.woken = False    # its slot went to a request that came meanwhile
+                        else:
+                            space.waiting.append(waiter)
+                        waiter.cond.wait()
+                except BaseException:
+                    if waiter in space.waiting:
+                        space.waiting.remove(waiter)
+                        if waiter.woken:                # leaving: the slot meant for it goes on
+                            self._wake_next(space)
+                    raise
+                if waiter in space.waiting:
+                    space.waiting.remove(waiter)
                 space.in_use += 1
                 space.runs[run] = space.runs.get(run, 0) + 1
         except BaseException:
@@ -83,17 +117,20 @@ class HttpSlots:
         try:
             yield
         finally:
-            with space.cond:
+            with space.lock:
                 space.in_use -= 1
                 left = space.runs[run] - 1
                 if left:
                     space.runs[run] = left
                 else:
                     del space.runs[run]
-                space.cond.notify_all()
+                self._wake_next(space)
             self._unpin(workspace, space)
 
-
-def _wake(space):
-    with space.cond:
-        space.cond.notify_all()
+    def _wake_next(self, space):
+        """A slot is free: wake the longest waiting request that may take it. Holds space.lock."""
+        for waiter in space.waiting:
+            if not waiter.woken and self._full(space, waiter.run) is None:
+                waiter.woken = True
+                waiter.cond.notify()
+                return
