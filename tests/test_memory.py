@@ -164,13 +164,18 @@ def test_nothing_is_frozen_below_the_pile_or_after_a_pass_that_freed_garbage(pac
     assert not pacer.frozen and gc.get_freeze_count() == 0
 
 
-def test_a_frozen_cycle_is_swept_once_enough_runs_have_ended(pacer):
+def frozen_cycle(pacer):
+    """A cycle frozen by the pacer and let go, and a live object frozen with it: (weakref, object)."""
     gc.collect()
     node, kept = Node(), Node()
     node.me = node
     gone = weakref.ref(node)
     pacer.after_pass("stop", QUIET_PASS)
-    del node
+    return gone, kept
+
+
+def test_a_frozen_cycle_is_swept_once_enough_runs_have_ended(pacer):
+    gone, kept = frozen_cycle(pacer)
     for _ in range(pacer.sweep_after - 1):
         pacer.run_ended()
     gc.collect()
@@ -186,12 +191,7 @@ def test_a_frozen_cycle_is_swept_once_enough_runs_have_ended(pacer):
 def test_the_idle_tidy_frees_frozen_cycles_and_freezes_what_is_left(pacer):
     housekeeper = Housekeeper(None, lambda: True)
     housekeeper.pacer = pacer
-    gc.collect()
-    node, kept = Node(), Node()
-    node.me = node
-    gone = weakref.ref(node)
-    pacer.after_pass("stop", QUIET_PASS)
-    del node
+    gone, kept = frozen_cycle(pacer)
     housekeeper.run_ended()         # one of three: no sweep yet
     assert pacer.frozen
     pacer.live[0] = 0
