@@ -7,6 +7,7 @@ import pytest
 
 from actors.context import BlockCancelled
 from actors.http_slots import HttpSlots
+from tests.helpers import wait_until
 
 
 class Guard:
@@ -52,13 +53,6 @@ class Request:
             self.error = exc
 
 
-def wait_until(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
 def waiting(slots):
     space = slots._spaces.get("ws")
     return 0 if space is None else len(space.waiting)
@@ -67,11 +61,11 @@ def waiting(slots):
 def test_a_freed_slot_goes_to_a_waiter_whose_run_has_room():
     slots = HttpSlots(per_workspace=2, per_run=1)
     a, b = Request(slots, "A"), Request(slots, "B")
-    wait_until(lambda: a.holding.is_set() and b.holding.is_set())
+    assert wait_until(lambda: a.holding.is_set() and b.holding.is_set())
     a2 = Request(slots, "A")        # waits: its run holds its one slot, the workspace both
-    wait_until(lambda: waiting(slots) == 1)
+    assert wait_until(lambda: waiting(slots) == 1)
     c = Request(slots, "C")         # waits for the workspace
-    wait_until(lambda: waiting(slots) == 2)
+    assert wait_until(lambda: waiting(slots) == 2)
     b.release.set()                 # one workspace slot: A is still at its cap, so C takes it
     assert c.holding.wait(10)
     assert not a2.holding.is_set() and waiting(slots) == 1
@@ -88,12 +82,12 @@ def test_a_freed_slot_goes_to_a_waiter_whose_run_has_room():
 def test_slots_freed_back_to_back_each_start_a_waiter(released):
     slots = HttpSlots(per_workspace=5, per_run=0)
     holders = [Request(slots, f"h{i}") for i in range(5)]
-    wait_until(lambda: all(h.holding.is_set() for h in holders))
+    assert wait_until(lambda: all(h.holding.is_set() for h in holders))
     waiters = [Request(slots, f"w{i}") for i in range(8)]
-    wait_until(lambda: waiting(slots) == 8)
+    assert wait_until(lambda: waiting(slots) == 8)
     for holder in holders[:released]:
         holder.release.set()        # no pause between: each must wake a different waiter
-    wait_until(lambda: sum(w.holding.is_set() for w in waiters) == released)
+    assert wait_until(lambda: sum(w.holding.is_set() for w in waiters) == released)
     time.sleep(0.05)
     assert sum(w.holding.is_set() for w in waiters) == released and waiting(slots) == 8 - released
     for request in holders + waiters:
@@ -109,7 +103,7 @@ def test_a_cancelled_waiter_leaves_at_once_and_the_next_slot_skips_it():
     holder = Request(slots, "h")
     assert holder.holding.wait(10)
     first, second = Request(slots, "x"), Request(slots, "y")
-    wait_until(lambda: waiting(slots) == 2)
+    assert wait_until(lambda: waiting(slots) == 2)
     first.guard.fire()
     first.thread.join(10)
     assert isinstance(first.error, BlockCancelled) and waiting(slots) == 1

@@ -8,14 +8,13 @@ the server side of its HTTP request.
 """
 
 import gc
-import time
 import weakref
 
 import pykka
 import pytest
 
 from server.memory import Housekeeper, Pacer
-from tests.helpers import START, edge, wait_for
+from tests.helpers import START, edge, wait_for, wait_until
 from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (echo: a fixture)
 from tests.sse_client import SSEClient
 from tests.test_webhooks import fire, hooked
@@ -181,7 +180,7 @@ def test_a_frozen_cycle_is_swept_once_enough_runs_have_ended(pacer):
     gc.collect()
     assert gone() is not None       # frozen: no pass looks at it
     pacer.run_ended()               # the sweep, on a thread of its own
-    wait_until(lambda: gone() is None and not pacer._sweeping)
+    assert wait_until(lambda: gone() is None and not pacer._sweeping)
     assert pacer.frozen and frozen(kept)  # 10 runs still live: what is left is frozen again
     pacer.live[0] = 0
     pacer.sweep()
@@ -198,10 +197,3 @@ def test_the_idle_tidy_frees_frozen_cycles_and_freezes_what_is_left(pacer):
     housekeeper._tidy()
     assert gone() is None
     assert frozen(kept)             # as at start-up
-
-
-def wait_until(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
