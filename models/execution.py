@@ -9,15 +9,15 @@ from .base import BaseModel, JSONField, iso, utcnow
 class Execution(BaseModel):
     pk = peewee.AutoField()
     id = peewee.CharField(unique=True)
-    workflow = peewee.CharField(index=True)
+    workflow = peewee.CharField()
     workspace = peewee.CharField()
-    status = peewee.CharField(index=True)
+    status = peewee.CharField()
     trigger = peewee.CharField()
     variables = JSONField(null=True)
     output = JSONField(null=True)
     error = peewee.TextField(null=True)
     error_block = peewee.CharField(null=True)
-    owner = peewee.CharField(null=True, index=True)
+    owner = peewee.CharField(null=True)
     started_at = peewee.DateTimeField()
     finished_at = peewee.DateTimeField(null=True)
     duration_ms = peewee.IntegerField(null=True)
@@ -32,10 +32,21 @@ class Execution(BaseModel):
     # How many runs started this one (X-Actorflow-Depth, sub-runs): a resumed run keeps its limit.
     depth = peewee.IntegerField(null=True)
 
+    class Meta:
+        # Each index is written with every run, so only those the queries use: a
+        # workflow's runs (with or without a status), and the runs still running, by
+        # owner (a partial index: a finished run leaves it, a run stored finished never
+        # enters it).
+        indexes = ((("workflow", "status"), False),)
+
+
+Execution.add_index(Execution.index(Execution.owner, name="execution_running_owner",
+                                    where=(Execution.status == "running")))
+
 
 class BlockLog(BaseModel):
     pk = peewee.AutoField()
-    execution = peewee.CharField(index=True)
+    execution = peewee.CharField()  # indexed first in (execution, block_id)
     seq = peewee.IntegerField()
     block_id = peewee.CharField()
     block_type = peewee.CharField()
@@ -57,9 +68,12 @@ class BlockLog(BaseModel):
 class ExecutionEvent(BaseModel):
     """The run's stream events (all but chunks), for replaying a finished run."""
     pk = peewee.AutoField()
-    execution = peewee.CharField(index=True)
+    execution = peewee.CharField()
     seq = peewee.IntegerField()
     data = peewee.TextField()
+
+    class Meta:
+        indexes = ((("execution", "seq"), False),)  # a replay reads them in order
 
 
 class ProcessRow(BaseModel):
