@@ -1,7 +1,7 @@
 """Where a run's CPU goes: py-spy samples a live server while one graph runs again and again.
 
     python bench/profile_run.py chain|fanout|three|save [--runs 20] [--top 25]
-    python bench/profile_run.py three --connections 16 [--seconds 5]   (wrk drives it)
+    python bench/profile_run.py three --connections 16 [--seconds 5] [--pin]   (wrk drives it)
 
 Needs py-spy (pip install py-spy) and ptrace rights. Prints the functions
 with the most samples, self and inclusive, over the threads holding the GIL, and the collapsed stacks' path for flame graphs.
@@ -43,6 +43,35 @@ def _switches(pid):
     return total
 
 
+def _threads(pid):
+    """{thread id: (CPU seconds, context switches)} of the process's live threads."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                switches = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[int(tid)] = ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), switches)
+    return out
+
+
+def per_thread(pid, before, after, runs):
+    """Print the IOLoop thread's CPU and switches per run, and the other threads' (those alive at the end)."""
+    loop = [0.0, 0]
+    rest = [0.0, 0, 0]
+    for tid, (cpu, switches) in after.items():
+        cpu0, switches0 = before.get(tid, (0.0, 0))
+        if tid == pid:
+            loop = [cpu - cpu0, switches - switches0]
+        else:
+            rest = [rest[0] + cpu - cpu0, rest[1] + switches - switches0, rest[2] + 1]
+    print(f"  IOLoop thread: {loop[0] / runs * 1e3:.3f} ms CPU and {loop[1] / runs:.1f} switches per run; "
+          f"other threads ({rest[2]} alive at the end): {rest[0] / runs * 1e3:.3f} ms and {rest[1] / runs:.1f}")
+
+
 def summarize(path, top):
     self_n, incl_n, total = collections.Counter(), collections.Counter(), 0
     with open(path) as f:
@@ -74,8 +103,9 @@ def main():
     parser.add_argument("--no-spy", action="store_true", help="only time and count CPU, no sampling")
     parser.add_argument("--connections", type=int, help="drive /execute with wrk at this many connections")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long wrk drives it")
+    parser.add_argument("--pin", action="store_true", help="the server on core 0, wrk on core 1 (as P1 pinned)")
     args = parser.parse_args()
-    servers = Servers()
+    servers = Servers(server_cpu=0 if args.pin else None)
     out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
     try:
         graph = GRAPHS[args.graph]()
@@ -94,11 +124,11 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0 if args.no_spy else 1.0)
         times = []
-        cpu0, switches0 = _cpu(pid), _switches(pid)
+        cpu0, switches0, threads0 = _cpu(pid), _switches(pid), _threads(pid)
         if args.connections:
             url = f"{servers.url}/api/workflows/{wf}/execute"
             rate, p50, _, _ = wrk(url, {"variables": {"n": 9}}, {"Authorization": f"Bearer {KEY}"},
-                                  args.connections, args.seconds)
+                                  args.connections, args.seconds, cpu=1 if args.pin else None)
             args.runs = max(1, round(rate * args.seconds))
             times = [p50]
         for _ in range(0 if args.connections else args.runs):
@@ -107,6 +137,7 @@ def main():
             times.append(time.perf_counter() - t0)
         cpu = (_cpu(pid) - cpu0) / args.runs
         switches = (_switches(pid) - switches0) / args.runs
+        threads1 = _threads(pid)
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
@@ -116,6 +147,7 @@ def main():
     print(f"{args.graph}: {args.runs} runs{f' at {args.connections} connections' if args.connections else ''}, "
           f"median {times[len(times) // 2] * 1e3:.1f} ms, server CPU {cpu * 1e3:.2f} ms and "
           f"{switches:.1f} context switches per run")
+    per_thread(pid, threads0, threads1, args.runs)
     if not args.no_spy:
         summarize(out, args.top)
         print("stacks:", out)
