@@ -88,7 +88,11 @@ class Coordinator(PooledActor):
         self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
-        if plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored:
+        announced = plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored
+        if plan.expect_version and not announced:
+            # Its blocks would run before the check that the graph is still current.
+            raise ValueError("only an announced run's start can check the workflow's version")
+        if announced:
             # Its caller waits for this first commit alone: it goes to the writer from
             # the starting thread (this runs in `start()`), and this actor's first turn
             # (which starts the blocks) waits until that news has been handed on (the
@@ -438,6 +442,8 @@ def first_writes(plan, owner):
     event = started_event(plan)
     text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     ops = [("run", row), ("event", {"execution": plan.execution_id, "seq": 1, "data": text})]
+    if plan.expect_version:
+        ops.append(("expect_workflow", plan.workspace, plan.workflow_id, plan.graph_version))
     return ops, (1, event, text)
 
 

@@ -11,6 +11,11 @@ full, a value it cannot encode):
 - the writer keeps trying one write that marks the run `failed` (storing its
   first row if needed) until the store takes it, so no run stays `running`.
 
+One refusal is not a failure: a start planned from a cached graph that the
+workflow no longer has (StaleWorkflow) is withdrawn. Nothing of the run was
+stored or run, nothing is written for it, and its starter hears of it (a
+result with WITHDRAWN_CODE) and starts the run again from the store.
+
 A run has at most one batch at the writer at a time: what the coordinator
 flushes meanwhile is held and goes as one batch once that one has committed.
 So a long chain whose steps come faster than commits is written in fewer,
@@ -29,7 +34,7 @@ import pykka
 
 from models.base import utcnow
 from models.journal import apply as apply_journal
-from models.journal import fail_run
+from models.journal import StaleWorkflow, fail_run
 from models.writer import refusal
 from .events import end_event
 from .messages import Cancel
@@ -37,6 +42,7 @@ from .messages import Cancel
 log = logging.getLogger(__name__)
 
 STORAGE_CODE = "STORAGE_UNAVAILABLE"
+WITHDRAWN_CODE = "STALE_WORKFLOW"  # never shown to a client: the run is started again
 
 
 def fail_unstarted(writer, execution_id, reason):
@@ -148,6 +154,9 @@ class RunWriter:
         if self.told:
             return
         self.told = True
+        if isinstance(error, StaleWorkflow) and self.run_row is not None:
+            self._withdraw()
+            return
         problem = refusal(error)
         reason = problem.message if problem is not None else f"storage unavailable: {error}"
         log.error("store refused a write of run %s: %s", self.execution_id, error,
@@ -157,6 +166,16 @@ class RunWriter:
         except pykka.ActorDeadError:
             pass  # it had ended already: that end was the refused write
         self._end_failed(reason, STORAGE_CODE)
+
+    def _withdraw(self):
+        """The start's check found the workflow changed: stop the run, write nothing, tell the starter."""
+        try:
+            self.coordinator.tell(Cancel("storage", "withdrawn"))  # its first turn, then this: it ends
+        except pykka.ActorDeadError:
+            pass
+        self.publish(self.execution_id, (), {
+            "status": "withdrawn", "code": WITHDRAWN_CODE, "output": None, "block_id": None,
+            "error": "the workflow changed before the run's start was stored", "duration_ms": 0})
 
     def _end_failed(self, reason, code=None):
         """Its watchers hear at once that the run failed; its row is ended once the store takes it."""

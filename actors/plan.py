@@ -40,6 +40,10 @@ class RunPlan:
     # Its row and execution_started event are committed already (a webhook call
     # stores them in the transaction that takes the arm; see coordinator.first_writes).
     start_stored: bool = False
+    # Planned from a cached graph, without reading the workflow: its start commits
+    # only while the workflow is still at graph_version (announced runs only, whose
+    # blocks wait for that commit; see coordinator.first_writes).
+    expect_version: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Parent:
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
              timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0,
-             graph_version=None, parent=None, start_stored=False) -> RunPlan:
+             graph_version=None, parent=None, start_stored=False, expect_version=False) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -66,7 +70,8 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
     return RunPlan(execution_id=execution_id, workflow_id=workflow_id, workspace=workspace,
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
                    trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth,
-                   graph_version=graph_version, parent=parent, start_stored=start_stored)
+                   graph_version=graph_version, parent=parent, start_stored=start_stored,
+                   expect_version=expect_version)
 
 
 def plan_resume(stored, now) -> RunPlan:

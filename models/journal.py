@@ -1,7 +1,9 @@
 """A run's writes, applied by the writer thread in the order the coordinator made them.
 
 Ops are tuples: ("run", row), ("run_update", execution_id, fields),
-("log", row), ("log_update", execution_id, block_id, fields), ("event", row).
+("log", row), ("log_update", execution_id, block_id, fields), ("event", row),
+and ("expect_workflow", workspace, workflow_id, version): the whole batch is
+refused with StaleWorkflow unless that workflow is at that graph version.
 This is the engine's hottest write path, so statements are built once per
 shape and sent with `executemany`; values still go through each field's
 `db_value`, so JSON and times are stored exactly as the models store them.
@@ -19,6 +21,10 @@ _plans = {}        # per model and columns: [(name, type stored as is, db_value)
 # Fields whose db_value hands a value of this exact type back unchanged: skipped for those.
 _AS_IS = {peewee.CharField: str, peewee.TextField: str, peewee.IntegerField: int,
           peewee.FloatField: float, peewee.BooleanField: bool}
+
+
+class StaleWorkflow(Exception):
+    """The workflow a run was planned from is no longer at that version (saved or deleted since)."""
 
 
 def _quote(name):
@@ -75,7 +81,7 @@ def apply(ops):
     earlier keep their order. Nothing reads these tables inside the
     transaction, so only the final state matters.
     """
-    runs, logs, events, updates = [], [], [], []
+    runs, logs, events, updates, expected = [], [], [], [], []
     run_at, log_at = {}, {}  # key -> index in runs / logs, for rows inserted in this batch
     for op in ops:
         kind = op[0]
@@ -100,9 +106,13 @@ def apply(ops):
                 updates.append(op)
             else:
                 runs[at] = {**runs[at], **op[2]}
+        elif kind == "expect_workflow":
+            expected.append(op)
         else:
             raise ValueError(f"unknown journal op {kind!r}")
     cursor = database.cursor()
+    for _, workspace, workflow_id, version in expected:
+        _expect_workflow(cursor, workspace, workflow_id, version)
     _insert_all(cursor, Execution, runs)
     _insert_all(cursor, BlockLog, logs)
     for op in updates:
@@ -116,6 +126,15 @@ def apply(ops):
                            _values(BlockLog, names, op[3]) + [op[1], op[2]])
     _insert_all(cursor, ExecutionEvent, events)
     runs_changed({row["execution"] for row in events})
+
+
+def _expect_workflow(cursor, workspace, workflow_id, version):
+    p = database.param
+    cursor.execute(f"SELECT version FROM {_quote('workflow')} WHERE id = {p} AND workspace = {p}",
+                   (workflow_id, workspace))
+    row = cursor.fetchone()
+    if row is None or row[0] != version:
+        raise StaleWorkflow(workflow_id)
 
 
 def _insert_all(cursor, model, rows):

@@ -9,6 +9,9 @@ from models import workflow as wf_model
 from actors.persist import STORAGE_CODE
 from models.errors import (DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown,
                            StorageUnavailable, ValidationError)
+from models.journal import StaleWorkflow
+
+REFS = 1024  # workflows whose last loaded version a stream may start from without a read
 
 
 class GraphCache:
@@ -82,6 +85,7 @@ class RunStarter:
         self.store = store
         self.runs = runs
         self.graphs = GraphCache(store)
+        self.refs = {}  # (workspace, workflow id) -> the WorkflowRef last loaded
 
     async def load(self, workspace, workflow_id):
         """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
@@ -89,7 +93,36 @@ class RunStarter:
                                            self.graphs.version_of(workflow_id))
         if entry is not None:
             self.graphs.put(ref.id, ref.version, entry)
+        key = (workspace, workflow_id)
+        if len(self.refs) >= REFS and key not in self.refs:
+            self.refs.pop(next(iter(self.refs)))
+        self.refs[key] = ref
         return ref
+
+    def cached(self, workspace, workflow_id):
+        """The WorkflowRef `load` last found for this workspace and id (it may be stale), or None."""
+        return self.refs.get((workspace, workflow_id))
+
+    async def start_if_current(self, ref, variables, trigger, timeout, depth=0):
+        """Start an announced run of `ref` (from `cached`) without reading the workflow first.
+
+        The run's start commits only while the workflow is still at
+        ref.version, and its blocks wait for that commit. Returns the run once
+        its start is stored (or refused by the store: its end says so), or None
+        when the workflow has changed or gone: then nothing of the run was
+        stored or run, and the caller loads the workflow and starts it again.
+        Raises ValidationError or ShuttingDown before any run exists.
+        """
+        plan = await self.plan(ref, variables, trigger, timeout, depth=depth, expect_version=True)
+        run = self.runs.start(plan)
+        try:
+            await run.started
+        except StaleWorkflow:
+            self.refs.pop((ref.workspace, ref.id), None)
+            return None
+        except StorageUnavailable:
+            pass  # the run's end event tells whoever follows it
+        return run
 
     async def start(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
                     depth=0, parent=None):
@@ -103,7 +136,7 @@ class RunStarter:
                                                trigger_payload, depth, parent))
 
     async def plan(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-                   depth=0, parent=None, start_stored=False):
+                   depth=0, parent=None, start_stored=False, expect_version=False):
         """The RunPlan `start` would start (see plan.plan_run). Raises ValidationError, ShuttingDown."""
         blocks, edges, graph = await self.graphs.get(wf.id, wf.version)
         if not self.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
@@ -112,7 +145,8 @@ class RunStarter:
                         workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                         trigger=trigger, timeout=timeout, webhook_block=webhook_block,
                         trigger_payload=trigger_payload, graph=graph, depth=depth,
-                        graph_version=wf.version, parent=parent, start_stored=start_stored)
+                        graph_version=wf.version, parent=parent, start_stored=start_stored,
+                        expect_version=expect_version)
 
 
 def sync_answer(run, result):

@@ -14,8 +14,9 @@ import pykka
 
 from actors.coordinator import STOPPED_MESSAGE, Coordinator
 from actors.messages import Cancel
-from actors.persist import STORAGE_CODE
+from actors.persist import STORAGE_CODE, WITHDRAWN_CODE
 from models.errors import StorageUnavailable
+from models.journal import StaleWorkflow
 from models.base import new_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class LiveRun:
         self.finished = loop.create_future()  # resolved with the result at the end
         self.had_chunks = False
         self.first_seq = 1        # a resumed run's buffer begins after its stored events
+        self.checking = None      # the trigger, while a start that checks the graph version is unconfirmed
 
     @property
     def over(self):
@@ -45,11 +47,15 @@ class LiveRun:
 
     def add(self, events, result):
         if not self.started.done():
-            if result is not None and result.get("code") == STORAGE_CODE:
+            code = result.get("code") if result is not None else None
+            if code == STORAGE_CODE:
                 # Its first row never landed: the run was never acknowledged as started.
                 self.started.set_exception(StorageUnavailable(result["error"],
                                                               execution_id=self.execution_id))
                 self.started.exception()  # seen: not every caller waits for the start
+            elif code == WITHDRAWN_CODE:
+                self.started.set_exception(StaleWorkflow(self.workflow_id))
+                self.started.exception()
             else:
                 self.started.set_result(self.execution_id)
         self.events.extend(events)
@@ -87,7 +93,9 @@ class Runs:
         if plan.resume is not None:
             run.first_seq = plan.resume.seq + 1
         self.live[plan.execution_id] = run
-        if self.observer is not None:
+        if plan.expect_version:
+            run.checking = plan.trigger  # counted once its start is stored: it may be withdrawn
+        elif self.observer is not None:
             self.observer.run_started(run, plan.trigger)
         return run
 
@@ -106,6 +114,14 @@ class Runs:
         run = self.live.get(execution_id)
         if run is None:
             return
+        if run.checking is not None:
+            trigger, run.checking = run.checking, None
+            if result is not None and result.get("code") == WITHDRAWN_CODE:
+                run.add(events, result)  # its starter hears of it, and starts the run again
+                self._drop(execution_id)
+                return
+            if self.observer is not None:
+                self.observer.run_started(run, trigger)
         run.add(events, result)
         if self.observer is not None:
             self.observer.run_events(run, events, result)

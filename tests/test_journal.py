@@ -135,3 +135,20 @@ def test_take_arm_stores_the_run_with_the_arm_taken_or_neither(path):
     Workflow.update(armed_until=later, deployed=False).execute()
     assert take("e4", 3) is False  # undeployed
     assert rows(path, "SELECT id FROM execution") == [("e1",)]
+
+
+def test_a_start_that_expects_a_workflow_version_is_refused_whole_when_it_differs(path):
+    from models.workflow import Workflow
+    Workflow.create(id="wf", workspace="ws", name="w", version=3)
+    start = [("run", run_row("r1", graph_version=3)), event("r1", 1, '{"type":"execution_started"}')]
+    batch(start + [("expect_workflow", "ws", "wf", 3)])
+    assert rows(path, "SELECT id FROM execution") == [("r1",)]
+    for workspace, version in (("ws", 2), ("other", 3)):
+        with pytest.raises(journal.StaleWorkflow):
+            batch([("run", run_row("r2", graph_version=version)), event("r2", 1, "{}"),
+                   ("expect_workflow", workspace, "wf", version)])
+    Workflow.delete().execute()
+    with pytest.raises(journal.StaleWorkflow):
+        batch([("run", run_row("r3")), ("expect_workflow", "ws", "wf", 3)])
+    assert rows(path, "SELECT id FROM execution") == [("r1",)]
+    assert rows(path, "SELECT execution FROM execution_event") == [("r1",)]

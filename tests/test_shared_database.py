@@ -74,3 +74,37 @@ def test_a_run_of_one_process_followed_live_from_another(tmp_path):
         a.kill()
         b.kill()
         echo.stop()
+
+
+def test_a_graph_saved_or_deleted_on_one_process_is_what_the_other_streams_next(tmp_path):
+    """b streams a workflow it has streamed before without reading it first; the start's
+    own commit checks the version, so a graph saved on a, or the workflow deleted there,
+    is what b runs (or reports) next."""
+    url = database_url(tmp_path)
+    a = ServerProcess(url, env={"ACTORFLOW_API_KEY": KEY})
+    b = ServerProcess(url, env={"ACTORFLOW_API_KEY": KEY})
+
+    def streamed(server, wf):
+        run = cl.Watched(server.url, KEY, wf, {}, None, ())
+        run.thread.join(60)
+        return run.events[-1][1]
+
+    try:
+        wf = make_workflow(a.url, KEY, [START, cl.respond("out", "one")], [edge("start", "out")])
+        for _ in range(2):  # the second from what b remembers
+            end = streamed(b, wf)
+            assert end["type"] == "execution_completed" and end["output"] == "one", end
+        status, _ = http(f"{a.url}/api/workflows/{wf}/graph", "PUT",
+                         {"blocks": [START, cl.respond("out", "two")], "edges": [edge("start", "out")]}, key=KEY)
+        assert status == 200
+        end = streamed(b, wf)
+        assert end["type"] == "execution_completed" and end["output"] == "two", end
+        status, body = http(f"{b.url}/api/workflows/{wf}/executions", key=KEY)
+        assert body["total"] == 3 and [e["graph_version"] for e in body["executions"]] == [2, 1, 1]
+
+        assert http(f"{a.url}/api/workflows/{wf}", "DELETE", key=KEY)[0] in (200, 204)
+        end = streamed(b, wf)
+        assert end["type"] == "error" and "not found" in end["error"].lower(), end
+    finally:
+        a.kill()
+        b.kill()

@@ -10,7 +10,7 @@ import tornado.iostream
 
 from server.sse import Wake
 from tests.conftest import KEY, OTHER_KEY
-from tests.helpers import START, edge, wait_for
+from tests.helpers import START, configure, edge, wait_for
 from tests.sse_client import SSEClient, types
 
 
@@ -515,3 +515,78 @@ async def test_the_writers_wake_up_returns_when_set_or_at_its_timeout():
     assert await wake.wait(30) is True   # stays set until cleared
     wake.clear()
     assert not wake.is_set() and await wake.wait(0.01) is False
+
+
+# -- a workflow streamed before starts without a read; its start checks the version ----
+
+
+def answering(value):
+    return [START, {"id": "out", "type": "response", "config": {"data": value}}], [edge("start", "out")]
+
+
+async def streamed_output(server, wf, body=None):
+    client = await stream(server, wf, body)
+    events = await client.until_end()
+    client.close()
+    assert events[-1]["data"]["type"] == "execution_completed", events
+    return events[-1]["data"]["output"], events[0]["data"]["execution_id"]
+
+
+def count_starts(starter):
+    """Record, on the real RunStarter, each load and what each start from memory gave."""
+    seen = {"loads": 0, "from_memory": []}
+    load, start_if_current = starter.load, starter.start_if_current
+
+    async def counted_load(*args):
+        seen["loads"] += 1
+        return await load(*args)
+
+    async def counted_start(*args, **kw):
+        run = await start_if_current(*args, **kw)
+        seen["from_memory"].append(run is not None)
+        return run
+    starter.load, starter.start_if_current = counted_load, counted_start
+    return seen
+
+
+@configure(metrics=True)
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stream_after_the_graph_changed_runs_the_new_graph(api, server):
+    from tests.test_metrics import scrape, value
+    seen = count_starts(server.runtime.starter)
+    wf = await api.workflow(*answering("one"))
+    before, _ = await scrape(api)
+    assert (await streamed_output(server, wf))[0] == "one"
+    assert seen == {"loads": 1, "from_memory": []}
+    assert (await streamed_output(server, wf))[0] == "one"
+    assert seen == {"loads": 1, "from_memory": [True]}     # no read this time
+    blocks, edges = answering("two")
+    status, _ = await api.put(f"/api/workflows/{wf}/graph", {"blocks": blocks, "edges": edges})
+    assert status == 200
+    # What this server remembers is now stale: the start's check withdraws that run
+    # (nothing stored, nothing run), and the run starts again from the store.
+    output, eid = await streamed_output(server, wf)
+    assert output == "two"
+    assert seen == {"loads": 2, "from_memory": [True, False]}
+    status, body = await api.get(f"/api/workflows/{wf}/executions")
+    assert body["total"] == 3 and body["executions"][0]["id"] == eid
+    assert [e["graph_version"] for e in body["executions"]] == [2, 1, 1]
+    assert (await streamed_output(server, wf))[0] == "two"
+    assert seen == {"loads": 2, "from_memory": [True, False, True]}
+    page, _ = await scrape(api)
+    assert value(page, "actorflow_runs_started_total", trigger="stream") - \
+        value(before, "actorflow_runs_started_total", trigger="stream") == 4
+    assert value(page, "actorflow_runs_in_flight") == 0
+    assert not server.runtime.runs.live
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_remembered_workflow_deleted_since_is_unknown_before_a_bad_body(api, server):
+    wf = await api.workflow(*answering("one"))
+    await streamed_output(server, wf)
+    status, _ = await api.delete(f"/api/workflows/{wf}")
+    assert status in (200, 204)
+    data = await only_error_event(server, wf, raw=b"{not json")
+    assert "not found" in data["error"].lower(), data
+    data = await only_error_event(server, wf)
+    assert "not found" in data["error"].lower(), data
