@@ -85,7 +85,6 @@ class ExecuteStreamHandler(_StreamHandler):
             sse.follow(run)
         await sse.serve()
 
-
     async def _start(self, workflow_id):
         starter, limit = self.runtime.starter, self.settings_.execute_timeout
         ref = starter.cached(self.workspace, workflow_id)
