@@ -590,3 +590,39 @@ async def test_a_remembered_workflow_deleted_since_is_unknown_before_a_bad_body(
     assert "not found" in data["error"].lower(), data
     data = await only_error_event(server, wf)
     assert "not found" in data["error"].lower(), data
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_streams_started_while_the_graph_is_saved_each_run_the_version_they_record(api, server):
+    """Waves of streams, each with a save racing them: whichever way each race goes
+    (started before the save, or withdrawn and started again), every run ran the
+    graph it records, and only real runs are stored."""
+    wf = await api.workflow(*answering("v1"))
+    await streamed_output(server, wf)  # remembered from here on
+
+    async def one():
+        client = await stream(server, wf)
+        events = await client.until_end()
+        client.close()
+        return events[0]["data"]["execution_id"], events[-1]["data"]
+
+    async def save(n):
+        blocks, edges = answering(f"v{n}")
+        status, _ = await api.put(f"/api/workflows/{wf}/graph", {"blocks": blocks, "edges": edges})
+        assert status == 200
+        return None, None
+
+    seen = count_starts(server.runtime.starter)
+    ends = {}
+    for n in range(2, 7):
+        results = await asyncio.gather(save(n), *[one() for _ in range(6)])
+        ends.update(results[1:])
+    assert all(end["type"] == "execution_completed" for end in ends.values()), ends
+    status, body = await api.get(f"/api/workflows/{wf}/executions?limit=100")
+    assert body["total"] == 31 and len(ends) == 30
+    for execution in body["executions"]:
+        if execution["id"] in ends:
+            # Version n answers "vn": each run ran the graph it records.
+            assert ends[execution["id"]]["output"] == f"v{execution['graph_version']}", execution
+    assert len(seen["from_memory"]) == 30
+    assert seen["loads"] == seen["from_memory"].count(False)  # each withdrawn start loaded again
