@@ -88,10 +88,9 @@ class Coordinator(PooledActor):
         self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
-        announced = plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored
-        if plan.expect_version and not announced:
-            # Its blocks would run before the check that the graph is still current.
-            raise ValueError("only an announced run's start can check the workflow's version")
+        announced = _announced(plan)
+        if plan.expect_version and not checks_in_time(plan, engine.registry):
+            raise ValueError("this run's blocks could act before its start checks the workflow's version")
         if announced:
             # Its caller waits for this first commit alone: it goes to the writer from
             # the starting thread (this runs in `start()`), and this actor's first turn
@@ -420,6 +419,18 @@ class Coordinator(PooledActor):
 def started_event(plan):
     return {"type": "execution_started", "execution_id": plan.execution_id,
             "workflow_id": plan.workflow_id}
+
+
+def _announced(plan):
+    return plan.resume is None and plan.trigger in ANNOUNCED and not plan.start_stored
+
+
+def checks_in_time(plan, registry) -> bool:
+    """Whether a start that checks the workflow's version (plan.expect_version) does so
+    before any of its blocks could act: an announced run's blocks wait for its start's
+    commit, and inline blocks (no I/O) change nothing outside the run if they ran on a
+    graph that turns out stale."""
+    return _announced(plan) or all(registry[b["type"]].inline for b in plan.graph.blocks.values())
 
 
 def first_writes(plan, owner):

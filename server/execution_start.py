@@ -6,12 +6,13 @@ from actors.dag import Graph
 from actors.plan import DEPTH_HEADER, plan_run
 from models import reads
 from models import workflow as wf_model
+from actors.coordinator import checks_in_time
 from actors.persist import STORAGE_CODE
-from models.errors import (DepthExceeded, ExecutionFailed, ExecutionTimeout, ShuttingDown,
-                           StorageUnavailable, ValidationError)
+from models.errors import (ActorflowError, DepthExceeded, ExecutionFailed, ExecutionTimeout,
+                           ShuttingDown, StorageUnavailable, ValidationError)
 from models.journal import StaleWorkflow
 
-REFS = 1024  # workflows whose last loaded version a stream may start from without a read
+REFS = 1024  # workflows whose last loaded version a run may start from without a read
 
 
 class GraphCache:
@@ -103,17 +104,43 @@ class RunStarter:
         """The WorkflowRef `load` last found for this workspace and id (it may be stale), or None."""
         return self.refs.get((workspace, workflow_id))
 
+    async def start_request(self, workspace, workflow_id, body, trigger, depth=0):
+        """Start the run an /execute or /execute/stream request asks for: (run, timeout).
+
+        `body()` (awaited) gives the request's (variables, timeout), or raises.
+        A workflow loaded here before starts from memory where it can
+        (start_if_current); any error on that path is left to the full one,
+        which reports errors in their usual order (an unknown workflow before
+        a bad body).
+        """
+        ref = self.cached(workspace, workflow_id)
+        if ref is not None:
+            try:
+                variables, timeout = await body()
+                run = await self.start_if_current(ref, variables, trigger, timeout, depth)
+            except ActorflowError:
+                run = None
+            if run is not None:
+                return run, timeout
+        wf = await self.load(workspace, workflow_id)
+        variables, timeout = await body()
+        return await self.start(wf, variables, trigger, timeout, depth=depth), timeout
+
     async def start_if_current(self, ref, variables, trigger, timeout, depth=0):
-        """Start an announced run of `ref` (from `cached`) without reading the workflow first.
+        """Start a run of `ref` (from `cached`) without reading the workflow first.
 
         The run's start commits only while the workflow is still at
-        ref.version, and its blocks wait for that commit. Returns the run once
-        its start is stored (or refused by the store: its end says so), or None
-        when the workflow has changed or gone: then nothing of the run was
-        stored or run, and the caller loads the workflow and starts it again.
-        Raises ValidationError or ShuttingDown before any run exists.
+        ref.version, and that check comes before any of its blocks could act
+        (coordinator.checks_in_time: an announced run, or inline blocks only).
+        Returns the run once its start is stored (or refused by the store: its
+        end says so), or None when the workflow has changed or gone, or the
+        run cannot be checked in time: then nothing of it was stored or run,
+        and the caller loads the workflow and starts it again. Raises
+        ValidationError or ShuttingDown before any run exists.
         """
         plan = await self.plan(ref, variables, trigger, timeout, depth=depth, expect_version=True)
+        if not checks_in_time(plan, self.runs.engine.registry):
+            return None
         run = self.runs.start(plan)
         try:
             await run.started

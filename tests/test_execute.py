@@ -300,3 +300,48 @@ async def test_logs_are_paged_and_all_come_by_default(api):
     for bad in ("limit=-1", "limit=x", "offset=1.5", "limit=%EF%BC%91"):
         status, err = await api.get(f"{logs_path}?{bad}")
         assert status == 400 and set(err) == {"error"}, (bad, err)
+
+
+def answering(value):
+    return [START, {"id": "out", "type": "response", "config": {"data": value}}], [edge("start", "out")]
+
+
+@pytest.mark.gen_test
+async def test_a_workflow_of_inline_blocks_runs_from_memory_and_its_commit_checks_the_version(api, server):
+    from tests.test_stream import count_starts
+    seen = count_starts(server.runtime.starter, server.runtime.runs)
+    wf = await api.workflow(*answering("one"))
+    for _ in range(2):
+        status, body = await api.execute(wf, {})
+        assert status == 200 and body["output"] == "one", body
+    assert seen == {"loads": 1, "from_memory": [True], "runs": 2}
+    blocks, edges = answering("two")
+    assert (await api.put(f"/api/workflows/{wf}/graph", {"blocks": blocks, "edges": edges}))[0] == 200
+    # Ran from memory on the old graph, then withdrawn by its commit's check (nothing
+    # stored), and run again on the graph read from the store.
+    status, body = await api.execute(wf, {})
+    assert status == 200 and body["output"] == "two", body
+    assert seen == {"loads": 2, "from_memory": [True, False], "runs": 4}
+    status, page = await api.get(f"/api/workflows/{wf}/executions")
+    assert page["total"] == 3 and page["executions"][0]["id"] == body["execution_id"]
+    assert [e["graph_version"] for e in page["executions"]] == [2, 1, 1]
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    assert [(l["block_id"], l["status"]) for l in logs["logs"]] == [("start", "completed"), ("out", "completed")]
+    assert not server.runtime.runs.live
+
+    assert (await api.delete(f"/api/workflows/{wf}"))[0] in (200, 204)
+    status, body = await api.execute(wf, {"bad": object.__name__}, timeout="soon")
+    assert status == 404, body  # unknown before a bad body, as without memory
+
+
+@pytest.mark.gen_test
+async def test_a_workflow_with_a_block_that_acts_is_read_before_every_run(api, server):
+    from tests.test_stream import count_starts
+    seen = count_starts(server.runtime.starter, server.runtime.runs)
+    wf = await api.workflow([START, sleep("nap", 0), {"id": "out", "type": "response", "config": {"data": 1}}],
+                            [edge("start", "nap"), edge("nap", "out")])
+    for _ in range(3):
+        status, body = await api.execute(wf, {})
+        assert status == 200, body
+    # Its blocks would act before a check in the first commit: no run starts from memory.
+    assert seen == {"loads": 3, "from_memory": [False, False], "runs": 3}

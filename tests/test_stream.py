@@ -532,10 +532,19 @@ async def streamed_output(server, wf, body=None):
     return events[-1]["data"]["output"], events[0]["data"]["execution_id"]
 
 
-def count_starts(starter):
-    """Record, on the real RunStarter, each load and what each start from memory gave."""
+def count_starts(starter, runs=None):
+    """Record, on the real RunStarter, each load and what each start from memory gave
+    (and each run started, with `runs`)."""
     seen = {"loads": 0, "from_memory": []}
     load, start_if_current = starter.load, starter.start_if_current
+    if runs is not None:
+        seen["runs"] = 0
+        start = runs.start
+
+        def counted_run(plan):
+            seen["runs"] += 1
+            return start(plan)
+        runs.start = counted_run
 
     async def counted_load(*args):
         seen["loads"] += 1

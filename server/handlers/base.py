@@ -13,6 +13,7 @@ import tornado.web
 
 from models.reads import key_workspace
 from schemas import jsonbody
+from schemas.execution import execute_request
 from server import errors
 from server.errors import PLAIN
 from models.errors import (ActorflowError, ExecutionFailed, ExecutionTimeout, NotFound, PayloadTooLarge,
@@ -206,6 +207,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.request.body = b"".join(self._chunks)
         self._chunks = []
         return True
+
+    async def execute_body(self):
+        """(variables, timeout) of an execute request's body. Raises ValidationError."""
+        return execute_request(await self.json_body(), self.settings_.execute_timeout)
 
     async def json_body(self):
         """The body as strict JSON (None when empty); big bodies are parsed off the loop."""

@@ -3,7 +3,7 @@
 import asyncio
 
 from models import reads
-from schemas.execution import execute_request, status_filter
+from schemas.execution import status_filter
 from schemas.workflow import page
 from models.errors import ExecutionTimeout
 from server.errors import CODED
@@ -17,9 +17,8 @@ class ExecuteHandler(BaseHandler):
 
     async def post(self, workflow_id):
         depth = request_depth(self.request.headers, self.settings_.max_depth)
-        wf = await self.runtime.starter.load(self.workspace, workflow_id)
-        variables, timeout = execute_request(await self.json_body(), self.settings_.execute_timeout)
-        run = await self.runtime.starter.start(wf, variables, self.trigger, timeout, depth=depth)
+        run, timeout = await self.runtime.starter.start_request(self.workspace, workflow_id, self.execute_body,
+                                                                self.trigger, depth)
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)
         await self.write_json(body, status)

@@ -15,7 +15,6 @@ import logging
 import re
 
 from models import reads
-from schemas.execution import execute_request
 from models.errors import ActorflowError, ValidationError
 from server.errors import CODED
 from server.execution_start import request_depth
@@ -72,7 +71,8 @@ class ExecuteStreamHandler(_StreamHandler):
     async def post(self, workflow_id):
         sse = self.open_stream()
         try:
-            run = await self._start(workflow_id)
+            run, _ = await self.runtime.starter.start_request(self.workspace, workflow_id, self.execute_body,
+                                                              TRIGGER, self.depth)
         except ActorflowError as exc:
             extra = {k: exc.extra[k] for k in ("details", "details_omitted") if k in exc.extra}
             sse.fail(exc.message, **extra)
@@ -84,24 +84,6 @@ class ExecuteStreamHandler(_StreamHandler):
             # Nothing has been published yet: the run's first event is still ahead.
             sse.follow(run)
         await sse.serve()
-
-    async def _start(self, workflow_id):
-        starter, limit = self.runtime.starter, self.settings_.execute_timeout
-        ref = starter.cached(self.workspace, workflow_id)
-        if ref is not None:
-            # Streamed before: start without reading the workflow (its start's commit
-            # checks the version). Any error is left to the full path below, which
-            # reports errors in their usual order (an unknown workflow before a bad body).
-            try:
-                variables, timeout = execute_request(await self.json_body(), limit)
-                run = await starter.start_if_current(ref, variables, TRIGGER, timeout, depth=self.depth)
-            except ActorflowError:
-                run = None
-            if run is not None:
-                return run
-        wf = await starter.load(self.workspace, workflow_id)
-        variables, timeout = execute_request(await self.json_body(), limit)
-        return await starter.start(wf, variables, TRIGGER, timeout, depth=self.depth)
 
 
 class ReattachHandler(_StreamHandler):
