@@ -1,12 +1,13 @@
 """Two checkouts side by side: the 3-block /execute at one connection, requests alternating.
 
-    python bench/ab_execute.py NAME=PATH NAME=PATH [--requests 1500]
+    python bench/ab_execute.py NAME=PATH NAME=PATH [--requests 1500] [--stream]
 
 Starts `run.py` of each checkout (each on its own SQLite file) and the bare
 Tornado handler, then sends one request to each in turn (the order flipped
 every round), so a drift in this machine's speed hits all of them alike.
 Prints p25, p50 and p75 of each. For changes too small to see in two
-separate runs of `targets.py`.
+separate runs of `targets.py`. `--stream`: /execute/stream instead, timed
+to its first event (P5); the bare handler is still a plain request.
 """
 
 import argparse
@@ -44,10 +45,25 @@ def call(conn, path, body):
     return response.status, json.loads(response.read())
 
 
+def first_event(conn, path, body):
+    """POST to an /execute/stream path: seconds until the first `data:` line; the rest is read."""
+    t0 = time.perf_counter()
+    conn.request("POST", path, body=json.dumps(body),
+                 headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    took = None
+    for line in response:
+        if took is None and line.startswith(b"data: "):
+            took = time.perf_counter() - t0
+    assert response.status == 200 and took is not None
+    return took
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trees", nargs="+", help="NAME=PATH of a checkout")
     parser.add_argument("--requests", type=int, default=1500, help="requests to each (default 1500)")
+    parser.add_argument("--stream", action="store_true", help="time /execute/stream to its first event")
     args = parser.parse_args()
     procs, targets = [], {}
     try:
@@ -62,7 +78,7 @@ def main():
             response = conn.getresponse()
             assert response.status == 200, response.read()
             response.read()
-            targets[name] = (conn, f"/api/workflows/{wf['id']}/execute")
+            targets[name] = (conn, f"/api/workflows/{wf['id']}/execute" + ("/stream" if args.stream else ""))
         bare_port = free_port()
         procs.append(subprocess.Popen([sys.executable, BARE, str(bare_port)], stdout=subprocess.DEVNULL))
         wait_listening(bare_port)
@@ -70,17 +86,21 @@ def main():
         body = {"variables": {"n": 9}}
         for conn, path in targets.values():
             for _ in range(50):  # warm
-                call(conn, path, body)
+                first_event(conn, path, body) if path.endswith("/stream") else call(conn, path, body)
         times = {name: [] for name in targets}
         names = list(targets)
         for i in range(args.requests):
             for name in names if i % 2 == 0 else names[::-1]:
                 conn, path = targets[name]
+                if path.endswith("/stream"):
+                    times[name].append(first_event(conn, path, body))
+                    continue
                 t0 = time.perf_counter()
                 status, answer = call(conn, path, body)
                 times[name].append(time.perf_counter() - t0)
                 assert status == 200, answer
-        print(f"/execute at one connection, {args.requests} requests each, alternating "
+        print(f"{'/execute/stream to its first event' if args.stream else '/execute'} at one connection, "
+              f"{args.requests} requests each, alternating "
               f"(load average {os.getloadavg()[0]:.1f}):")
         for name, values in times.items():
             q = statistics.quantiles(values, n=4)

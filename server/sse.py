@@ -143,6 +143,13 @@ class RunStream:
         self.handler.set_status(200)
         for name, value in HEADERS:
             self.handler.set_header(name, value)
+        # Every event must leave at once. Tornado keeps Nagle's algorithm on until a
+        # response finishes, so an event written just after another would wait for the
+        # client's (delayed) acknowledgement of the first. Tornado turns it off again
+        # when this response finishes, for the connection's next request.
+        stream = getattr(self.handler.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
 
     def fail(self, message, **extra):
         """The stream's only event: an error before any run exists (id 0)."""
@@ -257,12 +264,13 @@ class RunStream:
             self.handler.finish()
 
     async def _serve(self):
-        if not await self._flush():  # the headers, at once
-            return
+        headers = True  # sent at once, with whatever is ready already (one write, not two)
         while not self.closed:
             text, last = self._take()
-            if text:
-                self.handler.write(text)
+            if text or headers:
+                headers = False
+                if text:
+                    self.handler.write(text)
                 if not await self._flush() or last:
                     return
                 continue

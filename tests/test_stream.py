@@ -635,3 +635,31 @@ async def test_streams_started_while_the_graph_is_saved_each_run_the_version_the
             assert ends[execution["id"]]["output"] == f"v{execution['graph_version']}", execution
     assert len(seen["from_memory"]) == 30
     assert seen["loads"] == seen["from_memory"].count(False)  # each withdrawn start loaded again
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stream_writes_with_nagle_off_and_leaves_the_connection_as_it_found_it(api, server):
+    """Tornado keeps Nagle's algorithm on until a response finishes: an event written just
+    after another would wait for the client's delayed acknowledgement. A stream turns it off."""
+    import socket
+    from tests.echo_server import EchoServer
+    echo = EchoServer().start()
+    try:
+        wf = await api.workflow([START, {"id": "wait", "type": "http", "config": {"url": f"{echo.url}/gate/g"}},
+                                 {"id": "out", "type": "response", "config": {"data": 1}}],
+                                [edge("start", "wait"), edge("wait", "out")])
+
+        def nodelay():
+            return sorted(c.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) > 0
+                          for c in server.http_server._connections if c.stream.socket is not None)
+        client = await stream(server, wf)
+        assert (await client.next_event())["data"]["type"] == "execution_started"
+        await wait_for(lambda: echo.held("g"), 15)
+        assert nodelay().count(True) == 1   # the stream's connection, while it streams
+        echo.open_gate("g")
+        events = await client.until_end()
+        assert events[-1]["data"]["type"] == "execution_completed"
+        client.close()
+        assert await wait_for(lambda: True not in nodelay(), 15)
+    finally:
+        echo.stop()
