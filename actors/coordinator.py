@@ -430,7 +430,12 @@ def checks_in_time(plan, registry) -> bool:
     before any of its blocks could act: an announced run's blocks wait for its start's
     commit, and inline blocks (no I/O) change nothing outside the run if they ran on a
     graph that turns out stale."""
-    return _announced(plan) or all(registry[b["type"]].inline for b in plan.graph.blocks.values())
+    return _announced(plan) or inline_only(plan.graph, registry)
+
+
+def inline_only(graph, registry) -> bool:
+    """Whether every block of `graph` is of an inline type (no I/O, no waiting)."""
+    return all(registry[b["type"]].inline for b in graph.blocks.values())
 
 
 def first_writes(plan, owner):

@@ -6,7 +6,7 @@ from actors.dag import Graph
 from actors.plan import DEPTH_HEADER, plan_run
 from models import reads
 from models import workflow as wf_model
-from actors.coordinator import checks_in_time
+from actors.coordinator import ANNOUNCED, checks_in_time, inline_only
 from actors.persist import STORAGE_CODE
 from models.errors import (ActorflowError, DepthExceeded, ExecutionFailed, ExecutionTimeout,
                            ShuttingDown, StorageUnavailable, ValidationError)
@@ -87,6 +87,7 @@ class RunStarter:
         self.runs = runs
         self.graphs = GraphCache(store)
         self.refs = {}  # (workspace, workflow id) -> the WorkflowRef last loaded
+        self.inline = {}  # (workflow id, version) -> whether all its blocks are inline
 
     async def load(self, workspace, workflow_id):
         """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
@@ -114,7 +115,7 @@ class RunStarter:
         a bad body).
         """
         ref = self.cached(workspace, workflow_id)
-        if ref is not None:
+        if ref is not None and await self._checks_in_time(ref, trigger):
             try:
                 variables, timeout = await body()
                 run = await self.start_if_current(ref, variables, trigger, timeout, depth)
@@ -125,6 +126,20 @@ class RunStarter:
         wf = await self.load(workspace, workflow_id)
         variables, timeout = await body()
         return await self.start(wf, variables, trigger, timeout, depth=depth), timeout
+
+    async def _checks_in_time(self, ref, trigger):
+        """Whether a request's run of `ref` could check the version before any block acts
+        (see coordinator.checks_in_time), from the cached graph: no body parsed, no plan."""
+        if trigger in ANNOUNCED:
+            return True
+        key = (ref.id, ref.version)
+        known = self.inline.get(key)
+        if known is None:
+            _, _, graph = await self.graphs.get(ref.id, ref.version)
+            if len(self.inline) >= REFS:
+                self.inline.clear()
+            known = self.inline[key] = inline_only(graph, self.runs.engine.registry)
+        return known
 
     async def start_if_current(self, ref, variables, trigger, timeout, depth=0):
         """Start a run of `ref` (from `cached`) without reading the workflow first.

@@ -81,7 +81,8 @@ class ExecuteStreamHandler(_StreamHandler):
                           extra={"workflow_id": workflow_id})
             sse.fail("internal server error")
         else:
-            # Nothing has been published yet: the run's first event is still ahead.
+            # Replays what the run has published so far (its start, when it started
+            # from memory), then follows it live.
             sse.follow(run)
         await sse.serve()
 
