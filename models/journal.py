@@ -110,9 +110,10 @@ def apply(ops):
             expected.append(op)
         else:
             raise ValueError(f"unknown journal op {kind!r}")
-    cursor = database.cursor()
     for _, workspace, workflow_id, version in expected:
-        _expect_workflow(cursor, workspace, workflow_id, version)
+        if workflow_version(workspace, workflow_id) != version:
+            raise StaleWorkflow(workflow_id)
+    cursor = database.cursor()
     _insert_all(cursor, Execution, runs)
     _insert_all(cursor, BlockLog, logs)
     for op in updates:
@@ -128,13 +129,15 @@ def apply(ops):
     runs_changed({row["execution"] for row in events})
 
 
-def _expect_workflow(cursor, workspace, workflow_id, version):
+def workflow_version(workspace, workflow_id):
+    """The workflow's graph version, or None when the workspace has no such workflow.
+
+    Raw SQL: this is on the execute hot path (a run's read, or its start's check).
+    """
     p = database.param
-    cursor.execute(f"SELECT version FROM {_quote('workflow')} WHERE id = {p} AND workspace = {p}",
-                   (workflow_id, workspace))
-    row = cursor.fetchone()
-    if row is None or row[0] != version:
-        raise StaleWorkflow(workflow_id)
+    row = database.execute_sql(f"SELECT version FROM {_quote('workflow')} WHERE id = {p} AND workspace = {p}",
+                               (workflow_id, workspace)).fetchone()
+    return row[0] if row is not None else None
 
 
 def _insert_all(cursor, model, rows):

@@ -7,7 +7,7 @@ import peewee
 from models.errors import NotFound, WorkflowNotFound, ValidationError
 from .base import BaseModel, JSONField, iso, new_id, new_token, utcnow
 from .journal import apply as apply_journal
-from .journal import insert_rows
+from .journal import insert_rows, workflow_version
 
 
 class Workflow(BaseModel):
@@ -87,14 +87,11 @@ class WorkflowRef(typing.NamedTuple):
 
 
 def workflow_ref(workspace: str, workflow_id: str) -> WorkflowRef:
-    """(id, workspace, graph version), or WorkflowNotFound. Raw SQL: this is on the execute hot path."""
-    from .base import database
-    p = database.param
-    row = database.execute_sql(
-        f"SELECT version FROM workflow WHERE id = {p} AND workspace = {p}", (workflow_id, workspace)).fetchone()
-    if row is None:
+    """(id, workspace, graph version), or WorkflowNotFound."""
+    version = workflow_version(workspace, workflow_id)
+    if version is None:
         raise WorkflowNotFound()
-    return WorkflowRef(workflow_id, workspace, row[0])
+    return WorkflowRef(workflow_id, workspace, version)
 
 
 def list_workflows(workspace: str, limit: int, offset: int):

@@ -6,13 +6,20 @@ from actors.dag import Graph
 from actors.plan import DEPTH_HEADER, plan_run
 from models import reads
 from models import workflow as wf_model
-from actors.coordinator import ANNOUNCED, checks_in_time, inline_only
+from actors.coordinator import ANNOUNCED, inline_only
 from actors.persist import STORAGE_CODE
 from models.errors import (ActorflowError, DepthExceeded, ExecutionFailed, ExecutionTimeout,
                            ShuttingDown, StorageUnavailable, ValidationError)
 from models.journal import StaleWorkflow
 
 REFS = 1024  # workflows whose last loaded version a run may start from without a read
+
+
+def _put(mapping, key, value, size):
+    """mapping[key] = value, dropping the oldest entry first when `size` are held."""
+    if len(mapping) >= size and key not in mapping:
+        mapping.pop(next(iter(mapping)))
+    mapping[key] = value
 
 
 class GraphCache:
@@ -32,9 +39,7 @@ class GraphCache:
         return hit[0] if hit is not None else None
 
     def put(self, workflow_id, version, entry):
-        if len(self._entries) >= self._size and workflow_id not in self._entries:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[workflow_id] = (version, entry)
+        _put(self._entries, workflow_id, (version, entry), self._size)
 
     async def get(self, workflow_id, version):
         """(blocks, edges, Graph) of that version of the workflow's graph."""
@@ -95,10 +100,7 @@ class RunStarter:
                                            self.graphs.version_of(workflow_id))
         if entry is not None:
             self.graphs.put(ref.id, ref.version, entry)
-        key = (workspace, workflow_id)
-        if len(self.refs) >= REFS and key not in self.refs:
-            self.refs.pop(next(iter(self.refs)))
-        self.refs[key] = ref
+        _put(self.refs, (workspace, workflow_id), ref, REFS)
         return ref
 
     def cached(self, workspace, workflow_id):
@@ -129,33 +131,30 @@ class RunStarter:
 
     async def _checks_in_time(self, ref, trigger):
         """Whether a request's run of `ref` could check the version before any block acts
-        (see coordinator.checks_in_time), from the cached graph: no body parsed, no plan."""
+        (coordinator.checks_in_time, for a request), from the cached graph: no body parsed, no plan."""
         if trigger in ANNOUNCED:
             return True
         key = (ref.id, ref.version)
         known = self.inline.get(key)
         if known is None:
             _, _, graph = await self.graphs.get(ref.id, ref.version)
-            if len(self.inline) >= REFS:
-                self.inline.clear()
-            known = self.inline[key] = inline_only(graph, self.runs.engine.registry)
+            known = inline_only(graph, self.runs.engine.registry)
+            _put(self.inline, key, known, REFS)
         return known
 
     async def start_if_current(self, ref, variables, trigger, timeout, depth=0):
         """Start a run of `ref` (from `cached`) without reading the workflow first.
 
         The run's start commits only while the workflow is still at
-        ref.version, and that check comes before any of its blocks could act
-        (coordinator.checks_in_time: an announced run, or inline blocks only).
-        Returns the run once its start is stored (or refused by the store: its
-        end says so), or None when the workflow has changed or gone, or the
-        run cannot be checked in time: then nothing of it was stored or run,
-        and the caller loads the workflow and starts it again. Raises
-        ValidationError or ShuttingDown before any run exists.
+        ref.version; call it only when that check comes before any of its
+        blocks could act (`_checks_in_time`; the coordinator refuses a plan
+        where it would not). Returns the run once its start is stored (or
+        refused by the store: its end says so), or None when the workflow has
+        changed or gone: then nothing of it was stored or run, and the caller
+        loads the workflow and starts it again. Raises ValidationError or
+        ShuttingDown before any run exists.
         """
         plan = await self.plan(ref, variables, trigger, timeout, depth=depth, expect_version=True)
-        if not checks_in_time(plan, self.runs.engine.registry):
-            return None
         run = self.runs.start(plan)
         try:
             await run.started
