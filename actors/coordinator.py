@@ -7,13 +7,12 @@ publishes the events (through the bridge) to whoever watches the run.
 """
 
 import functools
-import json
 import logging
 import time
 
 import pykka
 
-from models.base import utcnow
+from models.base import compact_json, utcnow
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
@@ -401,7 +400,7 @@ class Coordinator(PooledActor):
         if self.held_since is None:
             self.held_since = time.monotonic()
         self.seq += 1
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = compact_json(event)
         self.events.append((self.seq, event, text))
         if persist:
             self.ops.append(("event", {"execution": self.plan.execution_id, "seq": self.seq,
@@ -456,7 +455,7 @@ def first_writes(plan, owner):
         "depth": plan.depth,
     }
     event = started_event(plan)
-    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = compact_json(event)
     ops = [("run", row), ("event", {"execution": plan.execution_id, "seq": 1, "data": text})]
     if plan.expect_version:
         ops.append(("expect_workflow", plan.workspace, plan.workflow_id, plan.graph_version))

@@ -9,7 +9,7 @@ U+FFFD; NaN and Infinity fail the block, since JSON has no such numbers.
 import json
 
 from actors.errors import BlockError
-from models.base import without_surrogates
+from models.base import compact_json, without_surrogates
 
 LIMIT_NAME = "ACTORFLOW_MAX_VALUE_BYTES"
 
@@ -20,7 +20,7 @@ def storable(value, limit=None, what="block output"):
     The copy goes through JSON text, so it also shares nothing with the block.
     """
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = compact_json(value)
     except ValueError as exc:
         if "Out of range float" in str(exc):
             raise BlockError(f"{what} contains NaN or Infinity, which JSON cannot hold") from None

@@ -26,6 +26,11 @@ def storable_json(value):
     return json.loads(text, parse_constant=lambda _: None)
 
 
+# Compact, strict JSON text (no NaN or Infinity), as stored and as sent. One encoder
+# for all: json.dumps with any argument set builds a new encoder on every call.
+compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def utcnow() -> datetime.datetime:
     """Naive UTC now, millisecond precision (what we store and show)."""
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -57,7 +62,7 @@ class JSONField(peewee.TextField):
         if value is None:
             return None
         # Strict: NaN or Infinity stored would be served back as invalid JSON.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return compact_json(value)
 
     def python_value(self, value):
         if value is None:

@@ -22,6 +22,7 @@ import logging
 import time
 
 from actors.events import TERMINAL, end_event
+from models.base import compact_json
 from models.reads import stored_poll
 
 log = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ class RunStream:
 
 
 def _dumps(event):
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return compact_json(event)
 
 
 def _quietly(future):

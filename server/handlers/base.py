@@ -4,13 +4,13 @@ and errors mapped in one place."""
 import asyncio
 import concurrent.futures
 import functools
-import json
 import logging
 import re
 
 import tornado.iostream
 import tornado.web
 
+from models.base import compact_json
 from models.reads import key_workspace
 from schemas import jsonbody
 from schemas.execution import execute_request
@@ -50,7 +50,7 @@ def parse_json(raw: bytes):
 
 
 def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return compact_json(obj)
 
 
 def encode(obj) -> bytes:
