@@ -1,17 +1,21 @@
 """The access log line, with secrets left out.
 
 Query strings are replaced by `?…` (a key sent as `?api_key=` must not be
-written down), and a webhook's path token by `…` (it is the credential).
+written down), and a webhook's path token by `…` (it is the credential),
+also in a request sent in absolute form (`POST http://host/api/webhooks/…`).
 """
 
 import re
 
 from tornado.log import access_log
 
-_WEBHOOK = re.compile(r"^(/api/webhooks/)[^/?]+")
+_WEBHOOK_PATH = "/api/webhooks/"
+_WEBHOOK = re.compile(r"(/api/webhooks/)[^/?]+")
 
 
 def redacted_path(uri: str) -> str:
+    if "?" not in uri and _WEBHOOK_PATH not in uri:
+        return uri  # most lines: nothing to hide, no regex
     path, sep, _ = uri.partition("?")
     path = _WEBHOOK.sub(r"\1…", path)
     return path + ("?…" if sep else "")
