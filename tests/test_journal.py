@@ -64,6 +64,19 @@ def test_a_row_inserted_and_updated_in_one_batch_lands_once_with_its_final_value
     assert log["status"] == "running"   # the caller's row is not changed by the merge
 
 
+def test_nulls_and_booleans_are_stored_as_sqlite_stores_them(path):
+    # models.db registers adapters for None and bool (to skip sqlite3's adapter
+    # search); what lands must be what sqlite3 stores without them: NULL, 1, 0.
+    log = dict(log_row("e1", 1, "a"), resumed=True)
+    batch([("run", run_row("e1")), ("log", log), ("log", dict(log_row("e1", 2, "b"), resumed=False))])
+    assert rows(path, "SELECT block_id, typeof(resumed), resumed, typeof(error), typeof(output) "
+                      "FROM block_log ORDER BY seq") == [("a", "integer", 1, "null", "null"),
+                                                         ("b", "integer", 0, "null", "null")]
+    with sqlite3.connect(":memory:") as plain:  # a connection of its own, as any other program's
+        assert plain.execute("SELECT ?, ?, ?, typeof(?)", (True, False, None, None)).fetchall() == [
+            (1, 0, None, "null")]
+
+
 def test_updates_of_rows_stored_earlier_apply_in_order(path):
     batch([("run", run_row("e1")), ("log", log_row("e1", 1, "a"))])
     batch([("log_update", "e1", "a", {"status": "failed", "error": "first"}),
