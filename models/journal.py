@@ -15,6 +15,8 @@ from .base import database, storable_json
 from .execution import BlockLog, Execution, ExecutionEvent
 from .notify import runs_changed
 
+# `database.obj` throughout: the proxy's database. Any other attribute read through
+# the proxy (peewee's Proxy.__getattr__) first raises and drops an AttributeError.
 _sql_cache = {}    # statements by shape and by the database's parameter style
 _plans = {}        # per model and columns: [(name, type stored as is, db_value)]
 
@@ -28,12 +30,12 @@ class StaleWorkflow(Exception):
 
 
 def _quote(name):
-    left, right = database.quote  # e.g. '""' for SQLite and PostgreSQL, '``' for MySQL
+    left, right = database.obj.quote  # e.g. '""' for SQLite and PostgreSQL, '``' for MySQL
     return f"{left}{name}{right}"
 
 
 def _insert_sql(model, names):
-    p = database.param
+    p = database.obj.param
     key = ("insert", model, names, p)
     sql = _sql_cache.get(key)
     if sql is None:
@@ -45,7 +47,7 @@ def _insert_sql(model, names):
 
 
 def _update_sql(model, names, where):
-    p = database.param
+    p = database.obj.param
     key = ("update", model, names, where, p)
     sql = _sql_cache.get(key)
     if sql is None:
@@ -68,7 +70,7 @@ def _values(model, names, row):
 
 def insert_rows(model, rows):
     """Insert `rows` (mappings) with statements built once per set of columns: `executemany`."""
-    _insert_all(database.cursor(), model, rows)
+    _insert_all(database.obj.cursor(), model, rows)
 
 
 def apply(ops):
@@ -113,7 +115,7 @@ def apply(ops):
     for _, workspace, workflow_id, version in expected:
         if workflow_version(workspace, workflow_id) != version:
             raise StaleWorkflow(workflow_id)
-    cursor = database.cursor()
+    cursor = database.obj.cursor()
     _insert_all(cursor, Execution, runs)
     _insert_all(cursor, BlockLog, logs)
     for op in updates:
@@ -134,9 +136,12 @@ def workflow_version(workspace, workflow_id):
 
     Raw SQL: this is on the execute hot path (a run's read, or its start's check).
     """
-    p = database.param
-    row = database.execute_sql(f"SELECT version FROM {_quote('workflow')} WHERE id = {p} AND workspace = {p}",
-                               (workflow_id, workspace)).fetchone()
+    db = database.obj
+    sql = _sql_cache.get(("version", db.param))
+    if sql is None:
+        sql = _sql_cache[("version", db.param)] = (
+            f"SELECT version FROM {_quote('workflow')} WHERE id = {db.param} AND workspace = {db.param}")
+    row = db.execute_sql(sql, (workflow_id, workspace)).fetchone()
     return row[0] if row is not None else None
 
 
