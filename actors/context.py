@@ -123,6 +123,14 @@ class BlockContext:
         self.deadline = deadline
         self.stdout = None
 
+    def shared(self, name):
+        """The run's own `config`, `inputs`, `variables` or `trigger`: not a copy.
+
+        Only for a block that changes nothing in it and lets nothing else do so
+        (an expression could): a block's output is copied on its way out anyway.
+        """
+        return self._shared[name]
+
     def emit(self, chunk):
         """Send partial output (a token, a step) to whoever watches the run."""
         if self._emit is not None:

@@ -345,3 +345,24 @@ async def test_a_workflow_with_a_block_that_acts_is_read_before_every_run(api, s
         assert status == 200, body
     # Its blocks would act before a check in the first commit: no run starts from memory.
     assert seen == {"loads": 3, "from_memory": [], "runs": 3}
+
+
+@pytest.mark.gen_test
+async def test_an_expression_that_changes_a_value_changes_only_its_own_copy(api):
+    # A condition's expression may call a method that changes what it reads; the
+    # starter's output, the run's variables and what later blocks see stay as they were.
+    wf = await api.workflow([START,
+                             {"id": "check", "type": "condition", "config": {"conditions": [
+                                 {"id": "changed", "expression": "start.tags.append(9) == None and "
+                                                                 "variables.tags.append(8) == None"}]}},
+                             {"id": "out", "type": "response",
+                              "config": {"data": {"start": "{{ start.tags }}", "vars": "{{ variables.tags }}"}}}],
+                            [edge("start", "check"), edge("check", "out", "changed")])
+    status, body = await api.execute(wf, {"tags": [1]})
+    assert status == 200 and body["status"] == "completed", body
+    assert body["output"] == {"start": [1], "vars": [1]}
+    status, run = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}")
+    assert status == 200 and run["variables"] == {"tags": [1]}
+    status, logs = await api.get(f"/api/workflows/{wf}/executions/{body['execution_id']}/logs")
+    assert [(log["block_id"], log["output"]) for log in logs["logs"]] == [
+        ("start", {"tags": [1]}), ("check", {"branch": "changed"}), ("out", {"start": [1], "vars": [1]})]

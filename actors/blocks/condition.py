@@ -41,9 +41,9 @@ def branches(config):
 
 
 def run(ctx):
-    names = dict(ctx.inputs)
+    names = dict(ctx.inputs)  # copies: an expression may call a method that changes a value
     names["variables"] = ctx.variables
-    for cond in ctx.config.get("conditions") or []:
+    for cond in ctx.shared("config").get("conditions") or []:
         if evaluate(cond["expression"], names):
             return {"branch": cond["id"]}
     return {"branch": ELSE}

@@ -4,7 +4,7 @@ from . import BlockType, checks
 
 
 def run(ctx):
-    return ctx.config.get("data")
+    return ctx.shared("config").get("data")  # the output is copied on its way out
 
 
 TYPE = BlockType("response", checks.common, run, uses_inputs=False, inline=True)

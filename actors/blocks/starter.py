@@ -68,7 +68,7 @@ def apply_inputs(starters, variables):
 
 
 def run(ctx):
-    return ctx.variables
+    return ctx.shared("variables")  # the output is copied on its way out
 
 
 TYPE = BlockType("starter", lambda c: checks.common(c) + check(c), run, trigger=True,
