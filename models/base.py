@@ -4,6 +4,7 @@ import datetime
 import json
 import re
 import secrets
+import time
 import uuid
 
 import peewee
@@ -31,10 +32,14 @@ def storable_json(value):
 compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
 def utcnow() -> datetime.datetime:
     """Naive UTC now, millisecond precision (what we store and show)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.replace(tzinfo=None, microsecond=now.microsecond // 1000 * 1000)
+    # Counted from the epoch: half the cost of now(timezone.utc).replace(...), and a
+    # run takes about ten of these.
+    return _EPOCH + datetime.timedelta(milliseconds=time.time_ns() // 1_000_000)
 
 
 def iso(value: datetime.datetime | None) -> str | None:
