@@ -15,7 +15,7 @@ import pykka
 from actors.coordinator import STOPPED_MESSAGE, Coordinator
 from actors.messages import Cancel
 from actors.persist import STORAGE_CODE, WITHDRAWN_CODE
-from models.errors import StorageUnavailable
+from models.errors import ExecutionTimeout, StorageUnavailable
 from models.journal import StaleWorkflow
 from models.base import new_id
 
@@ -40,6 +40,7 @@ class LiveRun:
         self.had_chunks = False
         self.first_seq = 1        # a resumed run's buffer begins after its stored events
         self.checking = None      # the trigger, while a start that checks the graph version is unconfirmed
+        self._end_waits = []      # (future, timer) of wait_end callers
 
     @property
     def over(self):
@@ -73,6 +74,32 @@ class LiveRun:
             self.result = result
             if not self.finished.done():
                 self.finished.set_result(result)
+            waits, self._end_waits = self._end_waits, []
+            for waiter, timer in waits:
+                timer.cancel()
+                if not waiter.done():
+                    waiter.set_result(result)
+
+    def wait_end(self, seconds) -> asyncio.Future:
+        """A future of the run's result, or of ExecutionTimeout once `seconds` pass first.
+
+        The coordinator enforces the run's own timeout; this is a caller's safety
+        net. Resolved where the run ends, so the caller wakes on the loop's next
+        turn (`wait_for` over a `shield` of `finished` took three).
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if self.result is not None:
+            waiter.set_result(self.result)
+            return waiter
+        timer = loop.call_later(seconds, self._expire, waiter)
+        self._end_waits.append((waiter, timer))
+        return waiter
+
+    def _expire(self, waiter):
+        self._end_waits = [wait for wait in self._end_waits if wait[0] is not waiter]
+        if not waiter.done():
+            waiter.set_exception(ExecutionTimeout("execution timed out", execution_id=self.execution_id))
 
 
 class Runs:

@@ -5,7 +5,6 @@ import asyncio
 from models import reads
 from schemas.execution import status_filter
 from schemas.workflow import page
-from models.errors import ExecutionTimeout
 from server.errors import CODED
 from server.execution_start import request_depth, sync_answer
 from .base import BaseHandler
@@ -26,10 +25,7 @@ class ExecuteHandler(BaseHandler):
 
 async def wait_for_end(run, timeout):
     """Wait for the run's end. The coordinator enforces the timeout; this is a safety net."""
-    try:
-        await asyncio.wait_for(asyncio.shield(run.finished), timeout + 5)
-    except asyncio.TimeoutError:
-        raise ExecutionTimeout("execution timed out", execution_id=run.execution_id)
+    await run.wait_end(timeout + 5)
 
 
 class ExecutionsHandler(BaseHandler):
