@@ -11,7 +11,7 @@ from models.base import without_surrogates
 from .threads import EngineActor, start_daemon
 from .context import BlockCancelled, BlockContext
 from .messages import BlockChunk, BlockDone, RunBlock
-from .values import storable
+from .values import storable, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ class BlockActor(EngineActor):
                 attempt=attempts,
             )
             try:
-                output = storable(self.block_type.run(ctx), self._limit)
-                return BlockDone(msg.block_id, True, output, None, attempts, _clip(ctx.stdout))
+                output, text = storable_text(self.block_type.run(ctx), self._limit)
+                return BlockDone(msg.block_id, True, output, None, attempts, _clip(ctx.stdout), text)
             except BlockCancelled:
                 return BlockDone(msg.block_id, False, None, "cancelled", attempts, _clip(ctx.stdout))
             except BlockError as exc:

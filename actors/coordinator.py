@@ -7,12 +7,13 @@ publishes the events (through the bridge) to whoever watches the run.
 """
 
 import functools
+import json
 import logging
 import time
 
 import pykka
 
-from models.base import compact_json, utcnow
+from models.base import JSONText, compact_json, utcnow
 from actors.errors import BlockError
 from . import dag
 from .block import BlockActor
@@ -340,10 +341,12 @@ class Coordinator(PooledActor):
         fields = {"finished_at": utcnow(), "duration_ms": took, "stdout": msg.stdout,
                   "attempts": msg.attempts + self.attempts_before.get(msg.block_id, 0)}
         if msg.ok:
-            fields.update(status="completed", output=msg.output)
+            text = msg.output_text  # the output's JSON, made once by the block: stored and sent as is
+            fields.update(status="completed", output=msg.output if text is None else JSONText(text))
             self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))
-            self._event({"type": "block_completed", "block_id": msg.block_id,
-                         "block_type": block["type"], "output": msg.output, "duration_ms": took})
+            event = {"type": "block_completed", "block_id": msg.block_id,
+                     "block_type": block["type"], "output": msg.output, "duration_ms": took}
+            self._event(event, text=None if text is None else completed_text(event, text))
             self._decide(*dag.finished(self.state, msg.block_id, dag.COMPLETED, msg.output))
             return
         error = msg.error or "failed"
@@ -396,11 +399,12 @@ class Coordinator(PooledActor):
         graph = self.graph
         return {b: out for b, out in self.state.outputs.items() if graph.is_ancestor(b, block_id)}
 
-    def _event(self, event, persist=True):
+    def _event(self, event, persist=True, text=None):
         if self.held_since is None:
             self.held_since = time.monotonic()
         self.seq += 1
-        text = compact_json(event)
+        if text is None:
+            text = compact_json(event)
         self.events.append((self.seq, event, text))
         if persist:
             self.ops.append(("event", {"execution": self.plan.execution_id, "seq": self.seq,
@@ -413,6 +417,17 @@ class Coordinator(PooledActor):
         self.ops, self.events, self.result = [], [], None
         self.held_since = None
         self.writes.flush(ops, events, result)
+
+
+def completed_text(event, output_text):
+    """`compact_json(event)` of a block_completed event whose output's JSON is `output_text`
+    (the output is not encoded again). Keys in the event's order."""
+    return (f'{{"type":"block_completed","block_id":{_string(event["block_id"])},'
+            f'"block_type":{_string(event["block_type"])},"output":{output_text},'
+            f'"duration_ms":{event["duration_ms"]:d}}}')
+
+
+_string = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as compact_json writes it)
 
 
 def started_event(plan):

@@ -35,6 +35,7 @@ class BlockDone:
     error: str | None
     attempts: int
     stdout: str | None
+    output_text: str | None = None  # the output's compact JSON, when the block made it (see values)
 
 
 @dataclasses.dataclass(frozen=True)

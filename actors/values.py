@@ -19,6 +19,11 @@ def storable(value, limit=None, what="block output"):
 
     The copy goes through JSON text, so it also shares nothing with the block.
     """
+    return storable_text(value, limit, what)[0]
+
+
+def storable_text(value, limit=None, what="block output"):
+    """(storable copy, its compact JSON text): the text is what storing the copy would write."""
     try:
         text = compact_json(value)
     except ValueError as exc:
@@ -29,7 +34,7 @@ def storable(value, limit=None, what="block output"):
         raise BlockError(f"{what} is not JSON-serialisable: {exc}") from None
     text = without_surrogates(text)
     check_size(text, limit, what)
-    return json.loads(text)
+    return json.loads(text), text
 
 
 def check_size(text, limit, what):

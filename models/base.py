@@ -60,12 +60,24 @@ def new_token(nbytes=24) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+class JSONText:
+    """A value given as its compact JSON text (exactly what `compact_json` makes of it):
+    a JSONField stores the text as it is, without encoding the value again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+
 class JSONField(peewee.TextField):
     """Any JSON value, stored as text (portable across SQLite and PostgreSQL)."""
 
     def db_value(self, value):
         if value is None:
             return None
+        if type(value) is JSONText:
+            return value.text
         # Strict: NaN or Infinity stored would be served back as invalid JSON.
         return compact_json(value)
 

@@ -77,6 +77,13 @@ def test_nulls_and_booleans_are_stored_as_sqlite_stores_them(path):
             (1, 0, None, "null")]
 
 
+def test_a_value_given_as_its_json_text_is_stored_as_that_text(path):
+    from models.base import JSONText
+    batch([("run", run_row("e1")), ("log", log_row("e1", 1, "a")),
+           ("log_update", "e1", "a", {"status": "completed", "output": JSONText('{"x":[1,"é"]}')})])
+    assert rows(path, "SELECT output FROM block_log") == [('{"x":[1,"é"]}',)]
+
+
 def test_updates_of_rows_stored_earlier_apply_in_order(path):
     batch([("run", run_row("e1")), ("log", log_row("e1", 1, "a"))])
     batch([("log_update", "e1", "a", {"status": "failed", "error": "first"}),

@@ -42,3 +42,18 @@ def test_messages_are_frozen_and_share_only_the_cancel_event():
                        variables=message.variables, cancelled=message.cancelled)
     cancelled.set()
     assert ctx.cancelled.is_set()
+
+
+@pytest.mark.parametrize("output", [None, 1, 2.5, "x\"y", [], {}, {"é": ["\u2028", {"n": -0.0}], "1": True}])
+def test_an_outputs_text_is_made_once_and_is_what_encoding_the_output_makes(output):
+    # The block makes the output's JSON once (storable_text); the log row stores it
+    # and the block_completed event embeds it: both must be what encoding would write.
+    from actors.coordinator import completed_text
+    from actors.values import storable_text
+    from models.base import compact_json
+    copy, text = storable_text(output)
+    assert text == compact_json(copy) and copy == output
+    for block_id in ("a", "quote\"d", "ünï\u2028", "back\\slash", "\x01"):
+        event = {"type": "block_completed", "block_id": block_id, "block_type": "code",
+                 "output": copy, "duration_ms": 12}
+        assert completed_text(event, text) == compact_json(event)
