@@ -341,12 +341,13 @@ class Coordinator(PooledActor):
         fields = {"finished_at": utcnow(), "duration_ms": took, "stdout": msg.stdout,
                   "attempts": msg.attempts + self.attempts_before.get(msg.block_id, 0)}
         if msg.ok:
-            text = msg.output_text  # the output's JSON, made once by the block: stored and sent as is
-            fields.update(status="completed", output=msg.output if text is None else JSONText(text))
+            # The output's JSON, made once (by the block, as a rule): stored and sent as is.
+            text = compact_json(msg.output) if msg.output_text is None else msg.output_text
+            fields.update(status="completed", output=JSONText(text))
             self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))
             event = {"type": "block_completed", "block_id": msg.block_id,
                      "block_type": block["type"], "output": msg.output, "duration_ms": took}
-            self._event(event, text=None if text is None else completed_text(event, text))
+            self._event(event, text=completed_text(event, text))
             self._decide(*dag.finished(self.state, msg.block_id, dag.COMPLETED, msg.output))
             return
         error = msg.error or "failed"
