@@ -6,6 +6,7 @@ from .access_log import log_request
 from .framing import HEADER_LIMIT, HTTPServer
 from .handlers import base, console, deploy, docs, executions, stream, versions, webhooks, workflows
 from .handlers.metrics import MetricsHandler
+from .stalls import Stalls
 
 WF = r"/api/workflows/([^/]+)"
 EX = WF + r"/executions/([^/]+)"
@@ -64,7 +65,7 @@ def make_app(runtime) -> tornado.web.Application:
 READ_CHUNK = 16384
 
 
-def make_server(app: tornado.web.Application) -> HTTPServer:
-    """The HTTP server for `app`. A client that stalls is dropped (idle 120 s, body 60 s)."""
+def make_server(app: tornado.web.Application, stalls: Stalls = None) -> HTTPServer:
+    """The HTTP server for `app`. A client that stalls is dropped (`stalls`: idle 120 s, body 60 s)."""
     return HTTPServer(app, max_body_size=UNLIMITED_BODY, max_header_size=HEADER_LIMIT,
-                      idle_connection_timeout=120, body_timeout=60, chunk_size=READ_CHUNK)
+                      chunk_size=READ_CHUNK, stalls=stalls or Stalls(idle=120.0, body=60.0))
