@@ -1,0 +1,51 @@
+"""The /execute body: the usual one skips the schema, and must load exactly as the schema would."""
+
+import pytest
+
+from models.errors import ValidationError
+from schemas import load
+from schemas.execution import ExecuteBody, execute_request
+
+MAX = 300
+
+
+def by_the_schema(body):
+    data = load(ExecuteBody(), body)
+    return data.get("variables", data.get("input", {})), min(data.get("timeout", MAX), MAX)
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"variables": {}},
+    {"variables": {"n": 9, "nested": {"a": [1, 2]}}},
+    {"input": {"x": "y"}},
+    {"variables": {"a": 1}, "input": {"b": 2}},     # both: variables win
+    {"variables": {"a": 1}, "timeout": 5},           # these go through the schema
+    {"variables": {"a": 1}, "timeout": 900},
+    {"variables": {"a": 1}, "unknown": [1]},
+])
+def test_a_valid_body_loads_as_the_schema_loads_it(body):
+    variables, timeout = execute_request(body, MAX)
+    assert (variables, timeout) == by_the_schema(body)
+    if "variables" in body:
+        assert variables is not body["variables"]   # a copy, as the schema makes
+
+
+@pytest.mark.parametrize("body", [
+    {"variables": None},
+    {"variables": [1]},
+    {"input": "text"},
+    {"variables": {}, "timeout": 0},
+    {"variables": {}, "timeout": "5"},
+    [{"variables": {}}],
+])
+def test_an_invalid_body_is_refused_as_the_schema_refuses_it(body):
+    with pytest.raises(ValidationError) as ours:
+        execute_request(body, MAX)
+    with pytest.raises(ValidationError) as schemas:
+        by_the_schema(body)
+    assert (ours.value.message, ours.value.extra) == (schemas.value.message, schemas.value.extra)
+
+
+def test_no_body_runs_with_no_variables():
+    assert execute_request(None, MAX) == ({}, MAX)
