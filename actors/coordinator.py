@@ -85,6 +85,7 @@ class Coordinator(PooledActor):
         self.attempts_before = {}  # resumed blocks: attempts made before the server stopped
         self.timer = None
         self.responses = [b for b in self.graph.order if self.graph.blocks[b]["type"] == "response"]
+        self.response_texts = {}  # a completed response block's output JSON: the run's output, encoded
         self.writes = RunWriter(engine, plan.execution_id, self.actor_ref, publish,
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
@@ -257,7 +258,8 @@ class Coordinator(PooledActor):
             self._launch(block_id)
         if not self.over and dag.is_over(self.state):
             output = dag.run_output(self.state, self.responses)
-            self._end("completed", None, output=output)
+            text = self.response_texts.get(dag.output_block(self.state, self.responses))
+            self._end("completed", None, output=output, output_text=text)
 
     def _skip(self, block_id):
         block = self.graph.blocks[block_id]
@@ -343,6 +345,8 @@ class Coordinator(PooledActor):
         if msg.ok:
             # The output's JSON, made once (by the block, as a rule): stored and sent as is.
             text = compact_json(msg.output) if msg.output_text is None else msg.output_text
+            if msg.block_id in self.responses:
+                self.response_texts[msg.block_id] = text
             fields.update(status="completed", output=JSONText(text))
             self.ops.append(("log_update", self.plan.execution_id, msg.block_id, fields))
             event = {"type": "block_completed", "block_id": msg.block_id,
@@ -364,7 +368,9 @@ class Coordinator(PooledActor):
             dag.finished(self.state, msg.block_id, dag.FAILED)
             self._end("failed", f"block '{msg.block_id}' failed: {error}", block_id=msg.block_id)
 
-    def _end(self, status, error, output=None, block_id=None, code=None):
+    def _end(self, status, error, output=None, block_id=None, code=None, output_text=None):
+        """End the run. `output_text`, when given, is `output`'s JSON: stored, sent and
+        answered as it is, not encoded again."""
         if self.over:
             return
         self.over = True
@@ -380,11 +386,12 @@ class Coordinator(PooledActor):
         duration = _ms(time.monotonic() - self.t0)
         eid = self.plan.execution_id
         self.ops.append(("run_update", eid, {
-            "status": status, "output": output, "error": error, "error_block": block_id,
-            "finished_at": now, "duration_ms": duration}))
-        self._event(end_event(eid, status, output, error, duration, block_id, code))
+            "status": status, "output": output if output_text is None else JSONText(output_text),
+            "error": error, "error_block": block_id, "finished_at": now, "duration_ms": duration}))
+        event = end_event(eid, status, output, error, duration, block_id, code)
+        self._event(event, text=None if output_text is None else completed_run_text(event, output_text))
         self.result = {"status": status, "output": output, "error": error,
-                       "block_id": block_id, "duration_ms": duration}
+                       "block_id": block_id, "duration_ms": duration, "output_text": output_text}
         if self.timer is not None:
             self.timer.cancel()
         _stop_quietly(self)
@@ -426,6 +433,12 @@ def completed_text(event, output_text):
     return (f'{{"type":"block_completed","block_id":{_string(event["block_id"])},'
             f'"block_type":{_string(event["block_type"])},"output":{output_text},'
             f'"duration_ms":{event["duration_ms"]:d}}}')
+
+
+def completed_run_text(event, output_text):
+    """`compact_json(event)` of an execution_completed event whose output's JSON is `output_text`."""
+    return (f'{{"type":"execution_completed","execution_id":{_string(event["execution_id"])},'
+            f'"output":{output_text},"duration_ms":{event["duration_ms"]:d}}}')
 
 
 _string = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as compact_json writes it)

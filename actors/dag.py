@@ -249,10 +249,18 @@ def is_over(state: RunState) -> bool:
     return not state.running
 
 
-def run_output(state: RunState, response_order):
-    """The run's output: the first completed response block's data, else the sinks' outputs."""
+def output_block(state: RunState, response_order):
+    """The first completed response block, whose data is the run's output; None if none completed."""
     for block_id in response_order:
         if state.status.get(block_id) == COMPLETED:
-            return state.outputs[block_id]
+            return block_id
+    return None
+
+
+def run_output(state: RunState, response_order):
+    """The run's output: the first completed response block's data, else the sinks' outputs."""
+    block_id = output_block(state, response_order)
+    if block_id is not None:
+        return state.outputs[block_id]
     return {b: state.outputs[b] for b in state.graph.sinks()
             if state.status[b] == COMPLETED or b in state.continued}

@@ -57,3 +57,23 @@ def test_an_outputs_text_is_made_once_and_is_what_encoding_the_output_makes(outp
         event = {"type": "block_completed", "block_id": block_id, "block_type": "code",
                  "output": copy, "duration_ms": 12}
         assert completed_text(event, text) == compact_json(event)
+
+
+@pytest.mark.parametrize("output", [None, 1, "x\"y", {"é": ["\u2028", {"n": -0.0}], "1": True}])
+def test_a_runs_output_text_makes_the_end_event_and_the_answer_encoding_would(output):
+    # A run whose output is a response block's keeps that block's JSON text: the
+    # execution_completed event and the /execute answer embed it as it is.
+    from actors.coordinator import completed_run_text
+    from actors.events import end_event
+    from actors.values import storable_text
+    from models.base import compact_json
+    from server.execution_start import sync_answer
+    copy, text = storable_text(output)
+    for eid in ("0123abcd", "quote\"d", "ünï"):
+        event = end_event(eid, "completed", copy, None, 7)
+        assert completed_run_text(event, text) == compact_json(event)
+        run = type("Run", (), {"execution_id": eid})()
+        result = {"status": "completed", "output": copy, "duration_ms": 7, "output_text": text}
+        status, body = sync_answer(run, result)
+        assert status == 200
+        assert body == compact_json(sync_answer(run, dict(result, output_text=None))[1]).encode()
