@@ -42,13 +42,20 @@ def _int(text):
     return value
 
 
+# Built once: json.loads with any argument builds a decoder and its scanner per call.
+# Like json's own default decoder, one serves every thread (it keeps no state between calls).
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int)
+
+
 def parse(raw: bytes):
     """Decode a request body; None when empty. Raises ValidationError."""
     if not raw or not raw.strip():
         return None
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except _OutOfRange as exc:
         raise ValidationError(f"request body: {exc}")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

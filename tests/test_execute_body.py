@@ -49,3 +49,24 @@ def test_an_invalid_body_is_refused_as_the_schema_refuses_it(body):
 
 def test_no_body_runs_with_no_variables():
     assert execute_request(None, MAX) == ({}, MAX)
+
+
+@pytest.mark.parametrize("raw", [b'{"variables": {"n": 1, "x": [1.5, -2]}}', b"\xef\xbb\xbf{}", b"[1,2", b"{\"a\": NaN}",
+                                 b"{\"a\": 1e999}"])
+def test_a_body_parses_as_json_loads_with_our_checks_would(raw):
+    # The decoder is built once and shared; what it accepts and how it refuses stay json.loads's.
+    import json
+    from schemas import jsonbody
+    try:
+        expected = json.loads(raw.decode(), parse_constant=jsonbody._constant, parse_float=jsonbody._float,
+                              parse_int=jsonbody._int)
+    except jsonbody._OutOfRange as exc:
+        expected = ValidationError(f"request body: {exc}")
+    except ValueError as exc:
+        expected = ValidationError(f"request body is not valid JSON: {exc}")
+    try:
+        got = jsonbody.parse(raw)
+    except ValidationError as exc:
+        assert isinstance(expected, ValidationError) and exc.message == expected.message
+    else:
+        assert got == expected
