@@ -9,6 +9,8 @@ shape and sent with `executemany`; values still go through each field's
 `db_value`, so JSON and times are stored exactly as the models store them.
 """
 
+import datetime
+
 import peewee
 
 from .base import database, storable_json
@@ -22,7 +24,15 @@ _plans = {}        # per model and columns: [(name, type stored as is, db_value)
 
 # Fields whose db_value hands a value of this exact type back unchanged: skipped for those.
 _AS_IS = {peewee.CharField: str, peewee.TextField: str, peewee.IntegerField: int,
-          peewee.FloatField: float, peewee.BooleanField: bool}
+          peewee.FloatField: float, peewee.BooleanField: bool, peewee.DateTimeField: datetime.datetime}
+
+
+def _as_is(field):
+    """The type `field.db_value` returns unchanged, or None. A foreign key is stored as its
+    target's key (a str id here), through that field's db_value."""
+    if type(field) is peewee.ForeignKeyField:
+        return _as_is(field.rel_field)
+    return _AS_IS.get(type(field))
 
 
 class StaleWorkflow(Exception):
@@ -62,7 +72,7 @@ def _values(model, names, row):
     plan = _plans.get((model, names))
     if plan is None:
         fields = model._meta.fields
-        plan = _plans[(model, names)] = [(n, _AS_IS.get(type(fields[n])), fields[n].db_value) for n in names]
+        plan = _plans[(model, names)] = [(n, _as_is(fields[n]), fields[n].db_value) for n in names]
     # None is stored as NULL by every field here; a str for a CharField needs no call either.
     return [v if v is None or type(v) is as_is else db_value(v)
             for n, as_is, db_value in plan for v in (row[n],)]
@@ -154,7 +164,7 @@ def _insert_all(cursor, model, rows):
     if not rows:
         return
     names = tuple(rows[0])
-    if any(len(row) != len(names) for row in rows):
+    if len(set(map(len, rows))) > 1:
         by_names = {}
         for row in rows:
             by_names.setdefault(tuple(row), []).append(row)

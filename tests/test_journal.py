@@ -77,6 +77,25 @@ def test_nulls_and_booleans_are_stored_as_sqlite_stores_them(path):
             (1, 0, None, "null")]
 
 
+def test_times_and_foreign_keys_are_stored_as_peewee_stores_them(path):
+    # The journal hands datetimes and foreign-key ids to the driver without their
+    # fields' db_value (which returns them unchanged): the columns must read the same.
+    from models.execution import BlockLog, Execution
+    times = [datetime.datetime(2026, 12, 3, 17, 5, 1, 123456), datetime.datetime(2026, 12, 3, 17, 5, 1)]
+    for i, when in enumerate(times):
+        batch([("run", run_row(f"j{i}", started_at=when)), ("log", dict(log_row(f"j{i}", 1, "a"), started_at=when))])
+        with database.atomic():
+            Execution.insert(**run_row(f"p{i}", started_at=when)).execute()
+            BlockLog.insert(**dict(log_row(f"p{i}", 1, "a"), started_at=when)).execute()
+    runs = rows(path, "SELECT id, started_at, typeof(started_at) FROM execution ORDER BY id")
+    logs = rows(path, "SELECT execution, started_at, typeof(started_at), typeof(execution) FROM block_log "
+                      "ORDER BY execution")
+    assert [r[1:] for r in runs if r[0][0] == "j"] == [r[1:] for r in runs if r[0][0] == "p"] == [
+        ("2026-12-03 17:05:01.123456", "text"), ("2026-12-03 17:05:01", "text")]
+    assert [r[1:] for r in logs if r[0][0] == "j"] == [r[1:] for r in logs if r[0][0] == "p"]
+    assert [r[0] for r in logs] == ["j0", "j1", "p0", "p1"]
+
+
 def test_a_value_given_as_its_json_text_is_stored_as_that_text(path):
     from models.base import JSONText
     batch([("run", run_row("e1")), ("log", log_row("e1", 1, "a")),
