@@ -229,9 +229,7 @@ class BaseHandler(tornado.web.RequestHandler):
         cache = self.runtime.auth_cache
         known, workspace = cache.peek(key)
         if not known:  # a key not seen within the cache's ttl: one read off the loop
-            since = cache.now()
-            workspace = await self.runtime.store.read(key_workspace, key)
-            cache.put(key, workspace, since)
+            workspace = await cache.read(key, lambda: self.runtime.store.read(key_workspace, key))
         if workspace is None:
             raise Unauthorized("invalid API key")
         return workspace
