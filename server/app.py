@@ -65,7 +65,7 @@ def make_app(runtime) -> tornado.web.Application:
 READ_CHUNK = 16384
 
 
-def make_server(app: tornado.web.Application, stalls: Stalls = None) -> HTTPServer:
-    """The HTTP server for `app`. A client that stalls is dropped (`stalls`: idle 120 s, body 60 s)."""
+def make_server(app: tornado.web.Application) -> HTTPServer:
+    """The HTTP server for `app`. A client that stalls is dropped (idle 120 s, body 60 s)."""
     return HTTPServer(app, max_body_size=UNLIMITED_BODY, max_header_size=HEADER_LIMIT,
-                      chunk_size=READ_CHUNK, stalls=stalls or Stalls(idle=120.0, body=60.0))
+                      chunk_size=READ_CHUNK, stalls=Stalls(idle=120.0, body=60.0))

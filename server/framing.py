@@ -39,27 +39,23 @@ HEADERS_TOO_LARGE = error_response(HeadersTooLarge(f"request line and headers ar
 class HTTPServer(tornado.httpserver.HTTPServer):
     """tornado's server, with JSON answers for requests it cannot parse.
 
-    Given `stalls` (server.stalls.Stalls), that watch drops stalled
-    connections in place of tornado's per-request timers.
+    `stalls` (server.stalls.Stalls) drops stalled connections, in place of
+    tornado's per-request timers.
     """
 
-    def initialize(self, *args, stalls=None, **kwargs):
+    def initialize(self, *args, stalls, **kwargs):
         super().initialize(*args, **kwargs)
         self.stalls = stalls
-        if stalls is not None:
-            self.conn_params.header_timeout = None
-            self.conn_params.body_timeout = None
+        self.conn_params.header_timeout = None
+        self.conn_params.body_timeout = None
 
     def start_request(self, server_conn, request_conn):
         delegate = super().start_request(server_conn, request_conn)
-        if self.stalls is None:
-            return delegate
         return self.stalls.start_request(server_conn, request_conn, delegate)
 
     def on_close(self, server_conn):
         super().on_close(server_conn)
-        if self.stalls is not None:
-            self.stalls.closed(server_conn)
+        self.stalls.closed(server_conn)
 
     def handle_stream(self, stream, address):
         write, close = stream.write, stream.close
