@@ -6,6 +6,7 @@ import threading
 import time
 
 from actors.errors import BlockError
+from models.base import compact_json
 from .flags import Flag
 
 
@@ -22,7 +23,7 @@ def own_copy(value):
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     try:
-        return json.loads(json.dumps(value))
+        return json.loads(compact_json(value))
     except (TypeError, ValueError):
         return copy.deepcopy(value)
 

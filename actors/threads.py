@@ -31,6 +31,7 @@ import threading
 import uuid
 
 import pykka
+import pykka.messages
 
 from .flags import Flag
 from .messages import Idle
@@ -150,6 +151,10 @@ with pykka.ActorRegistry._actor_refs_lock:
     if not isinstance(pykka.ActorRegistry._actor_refs, _Refs):
         pykka.ActorRegistry._actor_refs = _Refs(pykka.ActorRegistry._actor_refs)
 
+_REGISTRY = pykka.ActorRegistry
+_PYKKA_MESSAGES = frozenset({pykka.messages._ActorStop, pykka.messages.ProxyCall,
+                             pykka.messages.ProxyGetAttr, pykka.messages.ProxySetAttr})
+
 
 class EngineActor(pykka.ThreadingActor):
     """A pykka ThreadingActor on a daemon thread, with a cheaper inbox, start and stop flag."""
@@ -163,6 +168,33 @@ class EngineActor(pykka.ThreadingActor):
         self.actor_inbox = self._create_actor_inbox()
         self.actor_stopped = Flag()
         self._actor_ref = pykka.ActorRef(self)
+
+    @classmethod
+    def start(cls, *args, **kwargs):
+        """pykka's `Actor.start`, minus its debug lines (see `_stop`)."""
+        obj = cls(*args, **kwargs)
+        with _REGISTRY._actor_refs_lock:
+            _REGISTRY._actor_refs.append(obj.actor_ref)
+        obj._start_actor_loop()
+        return obj.actor_ref
+
+    def _stop(self):
+        # pykka's, minus its debug lines: they format the actor's name whether or not
+        # debug logging is on, four times per actor in all, and a run starts one per block.
+        with _REGISTRY._actor_refs_lock:
+            if self.actor_ref in _REGISTRY._actor_refs:
+                _REGISTRY._actor_refs.remove(self.actor_ref)
+        self.actor_stopped.set()
+        try:
+            self.on_stop()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+
+    def _handle_receive(self, message):
+        # pykka tests every message against its own four kinds first; ours are none of them.
+        if message.__class__ in _PYKKA_MESSAGES:
+            return super()._handle_receive(message)
+        return self.on_receive(message)
 
     @staticmethod
     def _create_actor_inbox():

@@ -27,9 +27,24 @@ def storable_json(value):
     return json.loads(text, parse_constant=lambda _: None)
 
 
-# Compact, strict JSON text (no NaN or Infinity), as stored and as sent. One encoder
-# for all: json.dumps with any argument set builds a new encoder on every call.
-compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_CHECKED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The C encoder behind _CHECKED.encode, built once: encode() builds a new one (and a
+# closure) on every call, which cost more than encoding a run's small values. Built
+# without the cycle check, so it keeps no state and any thread may use it; a cycle
+# ends in RecursionError, and _CHECKED then names it.
+_ENCODE = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, _CHECKED.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+
+def compact_json(value):
+    """Compact, strict JSON text (no NaN or Infinity), as stored and as sent: what
+    `json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)` makes."""
+    if _ENCODE is None:
+        return _CHECKED.encode(value)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except RecursionError:
+        return _CHECKED.encode(value)   # "Circular reference detected", if that is what it was
 
 
 _EPOCH = datetime.datetime(1970, 1, 1)

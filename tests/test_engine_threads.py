@@ -79,3 +79,35 @@ def test_a_pooled_actor_answers_asks_and_stops_on_a_failure():
         if ref.is_alive():
             ref.stop()
     assert ref not in pykka.ActorRegistry.get_all()
+
+
+class Plain(threads.EngineActor):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_receive(self, message):
+        self.seen.append(message)
+        return message
+
+    def double(self, n):
+        return 2 * n
+
+
+def test_an_engine_actor_is_registered_while_it_lives_and_answers_pykka_calls():
+    # EngineActor starts and stops without pykka's own start and _stop (their debug
+    # lines), and hands our messages straight to on_receive: pykka's still work.
+    ref = Plain.start()
+    try:
+        assert ref in pykka.ActorRegistry.get_all()
+        assert ref.ask({"n": 1}, timeout=30) == {"n": 1}
+        proxy = ref.proxy()
+        assert proxy.double(21).get(timeout=30) == 42
+        assert proxy.seen.get(timeout=30) == [{"n": 1}]
+        proxy.seen = ["set"]
+        assert ref.ask("x", timeout=30) == "x"
+        assert proxy.seen.get(timeout=30) == ["set", "x"]   # the inbox keeps the order
+    finally:
+        ref.stop(timeout=30)
+    assert not ref.is_alive()
+    assert ref not in pykka.ActorRegistry.get_all()

@@ -77,3 +77,52 @@ def test_a_runs_output_text_makes_the_end_event_and_the_answer_encoding_would(ou
         status, body = sync_answer(run, result)
         assert status == 200
         assert body == compact_json(sync_answer(run, dict(result, output_text=None))[1]).encode()
+
+
+VALUES = [None, True, 0, -7, 2.5, -0.0, 1e300, "", "x\"y\\z", "é\u2028\ud800\x00", [], {}, [[[]]],
+          {"a": [1, {"b": None, "c": "ü"}], "1": False}, {1: "int key", 2.5: "float", None: 0, False: 1}]
+
+
+def test_compact_json_writes_what_json_dumps_writes_from_many_threads_at_once():
+    # compact_json keeps one C encoder for every thread: no state may leak between calls.
+    import json
+    from models.base import compact_json
+    expected = [json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False) for v in VALUES]
+    wrong = []
+
+    def encode_all():
+        for _ in range(300):
+            got = [compact_json(v) for v in VALUES]
+            if got != expected:
+                wrong.append(got)
+
+    workers = [threading.Thread(target=encode_all) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    assert not wrong
+    # The same value several times over is not a cycle.
+    shared = {"k": [1, 2]}
+    assert compact_json([shared, shared, {"again": shared}]) == '[{"k":[1,2]},{"k":[1,2]},{"again":{"k":[1,2]}}]'
+
+
+@pytest.mark.parametrize("value, error, words", [
+    (float("nan"), ValueError, "Out of range float"),
+    ({"x": [float("-inf")]}, ValueError, "Out of range float"),
+    ({"x": object()}, TypeError, "not JSON serializable"),
+    ({(1, 2): 3}, TypeError, "keys must be"),
+])
+def test_compact_json_refuses_what_json_dumps_refuses(value, error, words):
+    from models.base import compact_json
+    with pytest.raises(error, match=words):
+        compact_json(value)
+
+
+def test_compact_json_names_a_cycle_and_works_on_afterwards():
+    from models.base import compact_json
+    cycle = {"a": []}
+    cycle["a"].append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        compact_json(cycle)
+    assert compact_json({"a": [1]}) == '{"a":[1]}'
