@@ -116,8 +116,10 @@ def bootstrap_key(settings):
 async def _serve(settings):
     from tornado.ioloop import IOLoop
     from .app import make_app, make_server
+    from .ioloop import PausingIOLoop
     from .memory import tune_collector
 
+    PausingIOLoop()   # IOLoop.current() from here on
     sockets = bind(settings.host, settings.port)
     try:
         runtime = open_runtime(settings, IOLoop.current())

@@ -45,3 +45,14 @@ async def test_headers_over_the_limit_get_a_json_431(server, api):
     request = HEALTH + b"X-Big: " + b"a" * (HEADER_LIMIT - 200) + b"\r\nConnection: close\r\n\r\n"
     status, head, body = await exchange(server.port, request)
     assert status == 200 and body["ok"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_requests_sent_together_on_one_connection_are_all_answered_in_order(server):
+    # The second and third arrive while the first is handled: the socket is then
+    # paused (server/ioloop.py), and must be read again for them.
+    stream = await TCPClient().connect("127.0.0.1", server.port)
+    await stream.write(HEALTH + b"\r\n" + HEALTH + b"\r\n" + HEALTH + b"Connection: close\r\n\r\n")
+    answer = await stream.read_until_close()
+    assert answer.count(b"HTTP/1.1 200 OK") == 3, answer
+    assert answer.count(b'"ok":true') + answer.count(b'"ok": true') == 3, answer
