@@ -1,8 +1,10 @@
 """Shared bench plumbing: start servers, drive load, print medians."""
 
 import asyncio
+import ctypes
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -13,6 +15,19 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "bench-key-0123456789abcdef"
+
+
+def die_with_parent():
+    """`preexec_fn` for a server: Linux sends it SIGTERM when this process dies.
+
+    A bench killed (or timed out) before its `close()` would otherwise leave a
+    server running, with its runs and threads, and the next timing on this
+    machine would read slow for no visible reason.
+    """
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: close() is all there is
 
 
 def free_port():
@@ -45,9 +60,10 @@ class Servers:
         # Pinned: both servers on one CPU, so the load generator can have the other.
         pin = ["taskset", "-c", str(server_cpu)] if server_cpu is not None else []
         self.procs = [
-            subprocess.Popen(pin + [sys.executable, "run.py"], cwd=ROOT, env=env, stdout=quiet, stderr=quiet),
+            subprocess.Popen(pin + [sys.executable, "run.py"], cwd=ROOT, env=env, stdout=quiet, stderr=quiet,
+                             preexec_fn=die_with_parent),
             subprocess.Popen(pin + [sys.executable, "bench/bare_server.py", str(self.bare_port)], cwd=ROOT,
-                             stdout=quiet, stderr=quiet),
+                             stdout=quiet, stderr=quiet, preexec_fn=die_with_parent),
         ]
         wait_listening(self.port)
         wait_listening(self.bare_port)
