@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KEY, free_port, wait_listening  # noqa: E402
+from common import KEY, die_with_parent, free_port, wait_listening  # noqa: E402
 from bench_execute import three_blocks  # noqa: E402
 
 BARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bare_server.py")
@@ -33,7 +33,7 @@ def start(tree):
     env.update(ACTORFLOW_API_KEY=KEY, ACTORFLOW_PORT=str(port),
                ACTORFLOW_DATABASE_URL=f"sqlite:///{tmp}/bench.db")
     proc = subprocess.Popen([sys.executable, "run.py"], cwd=tree, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     wait_listening(port)
     return proc, port
 
@@ -80,7 +80,8 @@ def main():
             response.read()
             targets[name] = (conn, f"/api/workflows/{wf['id']}/execute" + ("/stream" if args.stream else ""))
         bare_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, BARE, str(bare_port)], stdout=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([sys.executable, BARE, str(bare_port)], stdout=subprocess.DEVNULL,
+                                      preexec_fn=die_with_parent))
         wait_listening(bare_port)
         targets["bare"] = (http.client.HTTPConnection("127.0.0.1", bare_port), "/bare")
         body = {"variables": {"n": 9}}

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from common import KEY, ROOT, free_port
+from common import KEY, ROOT, die_with_parent, free_port
 
 
 def answers(port):
@@ -43,7 +43,8 @@ def once(command):
     started = time.perf_counter()
     proc = subprocess.Popen(command + ["serve", "--port", str(port),
                                        "--database-url", f"sqlite:///{folder}/af.db"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     try:
         while not answers(port):
             if proc.poll() is not None:

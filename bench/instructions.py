@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KEY, free_port, wait_listening  # noqa: E402
+from common import KEY, die_with_parent, free_port, wait_listening  # noqa: E402
 from bench_execute import three_blocks  # noqa: E402
 
 BARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bare_server.py")
@@ -44,7 +44,7 @@ def count(tree, requests):
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                              f"--callgrind-out-file={out}"] + command,
                             cwd=tree or os.getcwd(), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     try:
         wait_listening(port, timeout=300)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)

@@ -18,7 +18,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import KEY, ROOT, free_port, load, wait_listening  # noqa: E402
+from bench.common import KEY, ROOT, die_with_parent, free_port, load, wait_listening  # noqa: E402
 
 
 def fresh_database(server):
@@ -40,7 +40,8 @@ def start(url, count):
     for _ in range(count):
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, "run.py", "--port", str(port)], cwd=ROOT,
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=die_with_parent))
         wait_listening(port, timeout=60)  # one at a time: the first makes the schema
         ports.append(port)
     return procs, ports
