@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from actors.errors import BlockError
 from .context import BlockCancelled, BlockTimeout
-from .http_client import perform
+from .http_request import perform
 from .llm_client import base_messages, chat
 from .templates import Scope, as_text, render
 

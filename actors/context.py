@@ -8,6 +8,9 @@ import time
 from actors.errors import BlockError
 from models.base import compact_json
 from .flags import Flag
+from .timers import shared_timers
+
+WATCH_POLL = 0.2            # how soon `on_cancel` notices a plain Event was set
 
 
 class BlockCancelled(BlockError):
@@ -78,6 +81,31 @@ class CancelFlag(Flag):
         with _calls_lock:
             if self._calls is not None and fn in self._calls:
                 self._calls.remove(fn)
+
+
+def on_cancel(event, fn):
+    """Call `fn()` once when `event` is set (from the setting thread); returns a function that stops it.
+
+    A CancelFlag calls back; a plain Event is looked at every WATCH_POLL seconds.
+    """
+    if hasattr(event, "on_set"):
+        return event.on_set(fn)
+    state = {"timer": None, "over": False}
+
+    def look():
+        if state["over"]:
+            return
+        if event.is_set():
+            fn()
+        else:
+            state["timer"] = shared_timers().call_later(WATCH_POLL, look)
+
+    def stop():
+        state["over"] = True
+        if state["timer"] is not None:
+            state["timer"].cancel()
+    look()
+    return stop
 
 
 # One lock for every flag's calls: each holds it for a list operation only.

@@ -16,7 +16,7 @@ import pykka
 from models.base import JSONText, compact_json, utcnow
 from actors.errors import BlockError
 from . import dag
-from .block import BlockActor
+from .block import start_block
 from .context import CancelFlag
 from .events import end_event
 from .launches import LaunchBudget
@@ -503,7 +503,7 @@ def _starter(message, on_exit, inline, coordinator, *actor_args):
         if message.cancelled.is_set():
             return False
         try:
-            BlockActor.start(coordinator, message, *actor_args, on_exit=on_exit, inline=inline)
+            start_block(coordinator, message, *actor_args, on_exit=on_exit, inline=inline)
         except Exception as exc:
             _tell(coordinator, BlockDone(message.block_id, False, None,
                                          f"could not start the block: {exc}", 0, None))

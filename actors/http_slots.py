@@ -3,19 +3,18 @@
 Every request of an http block or agent http tool holds one slot from before
 it resolves its host until its answer is read (redirect hops reuse it). A
 request that finds its run's or its workspace's slots all taken waits; the
-wait is part of its timeout and ends at once when the block is cancelled,
-because the request's Guard wakes it. Workspaces never wait for each other.
+wait is part of its timeout and ends at once when the block is cancelled
+(the request's task is cancelled). Workspaces never wait for each other.
 
-A freed slot wakes one waiter, the longest waiting whose run has room, not
-all of them: with thousands of runs in a workspace, a hundred or more
-threads wait, and waking them all for one slot cost each release a hundred
-trips through the GIL.
+Requests wait on the HTTP loop (actors/http_loop), so a waiter is a future,
+not a thread. A freed slot wakes one waiter, the longest waiting whose run
+has room, not all of them: with thousands of runs in a workspace, waking
+every waiter for one slot would cost each release thousands of wake-ups.
 """
 
+import asyncio
 import contextlib
 import threading
-
-from .context import BlockTimeout
 
 
 class _Space:
@@ -30,17 +29,16 @@ class _Space:
 
 
 class _Waiter:
-    """One request waiting for a slot: woken alone, by a freed slot or by its Guard."""
+    """One request waiting for a slot: woken alone, by a freed slot."""
 
-    def __init__(self, space, run):
-        self.space = space
+    def __init__(self, run):
         self.run = run
-        self.cond = threading.Condition(space.lock)
+        self.future = None      # set while it waits
         self.woken = False      # a freed slot was meant for it: the next one goes to another
 
     def wake(self):
-        with self.space.lock:
-            self.cond.notify()
+        if self.future is not None and not self.future.done():
+            self.future.set_result(None)
 
 
 class HttpSlots:
@@ -74,44 +72,39 @@ class HttpSlots:
             return f"all {self.per_run} of this run's connections are in use"
         return None
 
-    @contextlib.contextmanager
-    def hold(self, workspace, run, guard, late):
-        """Hold one slot for the body of the `with`.
+    @contextlib.asynccontextmanager
+    async def hold(self, workspace, run, phase):
+        """Hold one slot for the body of the `async with`; on the HTTP loop only.
 
-        `guard` (an http_client.Guard) stops the wait; then its error is
-        raised, `late` plus why the request was waiting.
+        While it waits, `phase.waiting` says why (a phrase, for the timeout's
+        message). Cancelling the task ends the wait at once.
         """
         space = self._space(workspace)
-        waiter = _Waiter(space, run)
+        waiter = _Waiter(run)
         try:
-            guard.on_fire(waiter.wake)
+            while True:
+                with space.lock:
+                    why = self._full(space, run)
+                    if why is None:
+                        if waiter in space.waiting:
+                            space.waiting.remove(waiter)
+                        space.in_use += 1
+                        space.runs[run] = space.runs.get(run, 0) + 1
+                        break
+                    if waiter.woken:
+                        waiter.woken = False    # its slot went to a request that came meanwhile
+                    else:
+                        space.waiting.append(waiter)
+                    waiter.future = asyncio.get_running_loop().create_future()
+                phase.waiting = why
+                await waiter.future
+                phase.waiting = None
+        except BaseException:
             with space.lock:
-                try:
-                    while True:
-                        why = self._full(space, run)
-                        if why is None:
-                            break
-                        if guard.fired or guard.ctx.cancelled.is_set():
-                            try:
-                                guard.raise_if_fired(f"{late} waiting for a connection: {why}")
-                            except BlockTimeout as exc:
-                                raise BlockTimeout(f"{exc.message} waiting for a connection: {why}") from None
-                        if waiter.woken:
-                            waiter.woken = False    # its slot went to a request that came meanwhile
-                        else:
-                            space.waiting.append(waiter)
-                        waiter.cond.wait()
-                except BaseException:
-                    if waiter in space.waiting:
-                        space.waiting.remove(waiter)
-                        if waiter.woken:                # leaving: the slot meant for it goes on
-                            self._wake_next(space)
-                    raise
                 if waiter in space.waiting:
                     space.waiting.remove(waiter)
-                space.in_use += 1
-                space.runs[run] = space.runs.get(run, 0) + 1
-        except BaseException:
+                    if waiter.woken:            # leaving: the slot meant for it goes on
+                        self._wake_next(space)
             self._unpin(workspace, space)
             raise
         try:
@@ -132,5 +125,5 @@ class HttpSlots:
         for waiter in space.waiting:
             if not waiter.woken and self._full(space, waiter.run) is None:
                 waiter.woken = True
-                waiter.cond.notify()
+                waiter.wake()
                 return

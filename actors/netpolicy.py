@@ -1,6 +1,6 @@
 """Where http blocks and agent http tools may connect (CONTRACT §11).
 
-`NetPolicy.refusal(address, port)` judges one numeric address; http_client
+`NetPolicy.refusal(address, port)` judges one numeric address; http_request
 resolves names itself, asks about every address a name gave and every
 redirect target, and connects only to an address it asked about.
 

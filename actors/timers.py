@@ -99,3 +99,16 @@ class Timers:
                     fn(*args)
                 except Exception:
                     log.exception("timer callback failed")
+
+
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def shared_timers():
+    """One Timers for the engine's small waits: HTTP deadlines, a waiting block's backoff (started on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Timers()
+        return _shared

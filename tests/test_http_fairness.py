@@ -6,7 +6,7 @@ import time
 import pykka
 import pytest
 
-from actors.block import BlockActor
+from actors.block import WaitingBlockActor
 from tests.conftest import OTHER_KEY, Api
 from tests.helpers import START, configure, edge
 from tests.llm_fixtures import echo  # noqa: F401  (fixture)
@@ -101,8 +101,8 @@ async def test_cancel_ends_a_wait_for_a_connection(api, echo):
     status, logs = await api.get(f"/api/workflows/{wf_y}/executions/{execution['id']}/logs")
     assert {entry["block_id"]: entry["status"] for entry in logs["logs"] if entry["block_id"] != "start"} == {
         "g0": "cancelled", "g1": "cancelled", "g2": "cancelled"}
-    # Y's block actors are gone (no thread still waiting for the connection X holds)...
-    await until(lambda: len(pykka.ActorRegistry.get_by_class(BlockActor)) == 1, timeout=10)
+    # Y's block actors are gone (nothing still waiting for the connection X holds)...
+    await until(lambda: len(pykka.ActorRegistry.get_by_class(WaitingBlockActor)) == 1, timeout=10)
     assert [r["path"] for r in echo.requests] == ["/gate/x"]        # ...and never connected
     assert len(echo.held("x")) == 1                                 # and X still holds its own
     echo.open_gate("x")

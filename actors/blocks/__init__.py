@@ -1,7 +1,7 @@
 """The block type registry: one entry per type, with its config check and its run."""
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,10 @@ class BlockType:
     coordinator). It is still its own pykka actor, started when the block is
     ready, told its RunBlock, telling its BlockDone. Waking a thread and
     being woken back cost more than such a block's run.
+    A type with `wait` (http) waits without a thread: `wait(ctx)` is a
+    coroutine run on the HTTP loop (actors/http_loop), and what it returns
+    is called on a block thread to make the output (or raise as `run`
+    does). `run` does the same on the caller's thread.
     """
     name: str
     check: Callable[[dict], list]
@@ -34,6 +38,7 @@ class BlockType:
     uses_inputs: bool = True
     waits_on_runs: bool = False
     inline: bool = False
+    wait: Optional[Callable[[Any], Awaitable[Callable[[], Any]]]] = None
 
 
 class Registry:

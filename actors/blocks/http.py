@@ -19,8 +19,13 @@ def check(config):
 
 
 def run(ctx):
-    from ..http_client import call
+    from ..http_request import call
     return call(ctx)
 
 
-TYPE = BlockType("http", check, run, uses_inputs=False)
+async def wait(ctx):
+    from ..http_request import wait
+    return await wait(ctx)
+
+
+TYPE = BlockType("http", check, run, uses_inputs=False, wait=wait)
