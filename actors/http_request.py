@@ -14,6 +14,7 @@ does both for a caller on a thread of its own (an agent's tools).
 """
 
 import asyncio
+import base64
 import dataclasses
 import email.message
 import ipaddress
@@ -236,6 +237,10 @@ def _request_headers(method, parsed, headers, content):
     chosen = {"host": ("Host", parsed.netloc.decode("ascii")), "accept": ("Accept", "*/*"),
               "accept-encoding": ("Accept-Encoding", "gzip, deflate"), "connection": ("Connection", "close"),
               "user-agent": ("User-Agent", USER_AGENT)}
+    if parsed.userinfo:
+        # Credentials in the URL are sent as Basic auth (as httpx and curl do), unless the config sets its own.
+        pair = f"{parsed.username}:{parsed.password}".encode("utf-8")
+        chosen["authorization"] = ("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
     for name, value in headers.items():
         chosen[name.lower()] = (name, value)
     if "content-length" not in chosen and "transfer-encoding" not in chosen and (

@@ -6,6 +6,7 @@ Routes (any method):
   /redirect/<n>        302 to /redirect/<n-1>; /redirect/0 redirects to /echo
   /goto?to=<url>       302 to that url (any status with &status=)
   /text                200 text/plain "hello, world"
+  /gzip                200 like /echo, its body gzip-compressed (Content-Encoding: gzip)
   /bad-json            200 application/json that is not JSON
   /big/<bytes>         200 application/octet-stream of that many bytes (no content-length)
   /slow/<seconds>      waits, then answers like /echo
@@ -19,6 +20,7 @@ Routes (any method):
 Every request is recorded in `server.requests`.
 """
 
+import gzip
 import json
 import threading
 import time
@@ -105,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(0.1)
                 return
+            if path == "/gzip":
+                return self._send(200, gzip.compress(json.dumps(seen).encode()), "application/json",
+                                  {"Content-Encoding": "gzip"})
             self._json(200, seen, extra_headers={"X-Echo": "yes"})
         except (BrokenPipeError, ConnectionResetError):
             pass

@@ -1,5 +1,6 @@
 """The http block over real HTTP: /execute on the real server, calling a real echo server."""
 
+import base64
 import time
 
 import pytest
@@ -39,6 +40,22 @@ async def test_get_json_with_headers_and_templates(api, echo):
     assert seen["headers"]["idempotency-key"] == f"{body['execution_id']}:call"
     status, body = await run_http(api, {"url": echo.url + "/echo", "headers": {"idempotency-key": "mine"}})
     assert status == 200 and echo.requests[-1]["headers"]["idempotency-key"] == "mine"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_gzip_answers_are_decoded_and_url_credentials_sent_as_basic_auth(api, echo):
+    url = echo.url.replace("http://", "http://us%20er:p%40ss@") + "/echo/auth"
+    status, body = await run_http(api, {"url": url})
+    assert status == 200, body
+    sent = echo.requests[-1]["headers"]
+    assert sent["authorization"] == "Basic " + base64.b64encode(b"us er:p@ss").decode()
+    assert sent["accept-encoding"] == "gzip, deflate"
+    status, body = await run_http(api, {"url": url, "headers": {"Authorization": "Bearer mine"}})
+    assert status == 200 and echo.requests[-1]["headers"]["authorization"] == "Bearer mine"
+    status, body = await run_http(api, {"url": echo.url + "/gzip"})
+    assert status == 200, body
+    assert body["output"]["call"]["headers"]["content-encoding"] == "gzip"
+    assert body["output"]["call"]["body"]["path"] == "/gzip"        # decoded, then parsed
 
 
 @pytest.mark.gen_test(timeout=30)
