@@ -36,6 +36,7 @@ from .http_client import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT, safe_url
 from .http_loop import http_loop
 from .netpolicy import NetPolicy, normal
 from .plan import DEPTH_HEADER
+from .threads import start_daemon
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -110,7 +111,8 @@ async def exchange(ctx, config, max_bytes=MAX_RESPONSE_BYTES, idempotency_key=No
     late = f"request to {shown} timed out after {limit:g}s"
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    unhook = on_cancel(ctx.cancelled, lambda: loop.call_soon_threadsafe(task.cancel))
+    # Bound now: a cancel that took the call just before the unhook below still finds them.
+    unhook = on_cancel(ctx.cancelled, lambda task=task, loop=loop: loop.call_soon_threadsafe(task.cancel))
     phase = _Phase()
     try:
         async with asyncio.timeout(limit):
@@ -129,7 +131,7 @@ async def exchange(ctx, config, max_bytes=MAX_RESPONSE_BYTES, idempotency_key=No
         raise
     finally:
         unhook()
-        task = loop = None  # the task holds its exception, whose traceback holds this frame
+        task = loop = unhook = None  # the task holds its exception, whose traceback holds this frame
     return Answer(method, url, status, answer_headers, data, encoding, fail_on_status)
 
 
@@ -213,8 +215,21 @@ async def _resolve(host, port):
     """The addresses `host` stands for, in the resolver's order, without repeats."""
     if _is_ip(host):
         return [str(normal(host))]
+    # getaddrinfo blocks: it runs on a daemon thread, so a resolver that hangs keeps neither
+    # this loop nor the process's exit waiting (asyncio's executor threads are joined at exit).
+    loop = asyncio.get_running_loop()
+    found = loop.create_future()
+
+    def work():
+        try:
+            outcome = (socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), None)
+        except (OSError, UnicodeError) as exc:
+            outcome = (None, exc)
+        loop.call_soon_threadsafe(_settle, found, *outcome)
+
+    start_daemon(work, "http-resolve")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await found
     except (OSError, UnicodeError) as exc:
         raise BlockError(f"could not resolve {host}: {_reason(exc)}") from None
     addresses = []
@@ -223,6 +238,15 @@ async def _resolve(host, port):
         if address not in addresses:
             addresses.append(address)
     return addresses
+
+
+def _settle(future, result, error):
+    if future.done():
+        return      # the request was cancelled meanwhile
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _tls():
