@@ -116,7 +116,7 @@ async def exchange(ctx, config, max_bytes=MAX_RESPONSE_BYTES, idempotency_key=No
     phase = _Phase()
     try:
         async with asyncio.timeout(limit):
-            status, answer_headers, data, encoding = await _send(ctx, phase, method, url, headers,
+            status, answer_headers, data, encoding = await _send(ctx, phase, method, url, shown, headers,
                                                                  content, limit, max_bytes)
     except TimeoutError:
         if ctx.cancelled.is_set():
@@ -135,10 +135,9 @@ async def exchange(ctx, config, max_bytes=MAX_RESPONSE_BYTES, idempotency_key=No
     return Answer(method, url, status, answer_headers, data, encoding, fail_on_status)
 
 
-async def _send(ctx, phase, method, url, headers, content, limit, max_bytes):
+async def _send(ctx, phase, method, url, shown, headers, content, limit, max_bytes):
     policy = ctx.services.get("netpolicy") or _OPEN_POLICY
     slots = ctx.services.get("http_slots")
-    shown = safe_url(url)
     if slots is None:
         return await _hops(policy, method, url, shown, headers, content, limit, max_bytes)
     async with slots.hold(ctx.workspace, ctx.execution_id, phase):
