@@ -138,7 +138,7 @@ class BlockActor(_Attempts, EngineActor):
 
 @dataclasses.dataclass(frozen=True)
 class _Answered:
-    """The HTTP loop -> a waiting block actor: attempt `attempt` has ended; `future` holds how."""
+    """The HTTP loop -> a waiting block actor: attempt `attempt` has ended; `future` (its task) holds how."""
     attempt: int
     ctx: Any
     future: Any
@@ -193,8 +193,7 @@ class WaitingBlockActor(_Attempts, PooledActor):
     def _start(self, attempt):
         self._attempt = attempt
         ctx = self._context(self._msg, attempt)  # not kept: it refers back to this actor
-        future = http_loop().submit(self.block_type.wait(ctx))
-        future.add_done_callback(lambda f: self._tell_self(_Answered(attempt, ctx, f)))
+        http_loop().start(self.block_type.wait(ctx), lambda task: self._tell_self(_Answered(attempt, ctx, task)))
 
     def _answered(self, message):
         msg = self._msg
