@@ -125,9 +125,12 @@ class RunStream:
         self.followers = followers  # ... and what wakes us when its events commit (server.followers)
         self.keepalive = max(0.05, float(keepalive))
         self.stall = max(MIN_STALL, STALL_FACTOR * self.keepalive)
-        self.backlog = collections.deque()  # (seq, text, terminal): replayed, already in memory
-        self.queue = collections.deque()    # (seq, text, terminal): live, bounded
-        self.queued_bytes = 0
+        # (seq, text, terminal, size) to write, in order: replayed ones (size 0: already in
+        # memory) always come before live ones, which are bounded. One deque, not two: an
+        # empty deque is 0.7 KB, and thousands of streams may wait at once.
+        self.pending = collections.deque()
+        self.queued = 0          # live events pending ...
+        self.queued_bytes = 0    # ... and their size
         self.last_seq = 0        # highest seq taken in (dedupes live batches)
         self.execution_id = None
         self.run = None          # the LiveRun we listen to, while we do
@@ -156,7 +159,7 @@ class RunStream:
         """The stream's only event: an error before any run exists (id 0)."""
         event = {"type": "error", "error": message}
         event.update(extra)
-        self.backlog.append((0, _dumps(event), True))
+        self.pending.append((0, _dumps(event), True, 0))
         self.complete = True
 
     def follow(self, run, after=0):
@@ -169,9 +172,9 @@ class RunStream:
         self.last_seq = max(self.last_seq, after)
         for seq, event, text in run.events:
             if seq > self.last_seq:
-                self.backlog.append((seq, text, event["type"] in TERMINAL))
+                self.pending.append((seq, text, event["type"] in TERMINAL, 0))
                 self.last_seq = seq
-        if run.over or (self.backlog and self.backlog[-1][2]):
+        if run.over or (self.pending and self.pending[-1][2]):
             self.complete = True
             return
         self.run = run
@@ -192,13 +195,14 @@ class RunStream:
             if seq <= self.last_seq:
                 continue
             size = len(text) + 32
-            if self.queue and (len(self.queue) >= MAX_QUEUED_EVENTS
-                               or self.queued_bytes + size > MAX_QUEUED_BYTES):
-                self.drop(f"client too slow: more than {len(self.queue)} events "
+            if self.queued and (self.queued >= MAX_QUEUED_EVENTS
+                                or self.queued_bytes + size > MAX_QUEUED_BYTES):
+                self.drop(f"client too slow: more than {self.queued} events "
                           f"({self.queued_bytes} bytes) waiting")
                 return
             terminal = event["type"] in TERMINAL
-            self.queue.append((seq, text, terminal))
+            self.pending.append((seq, text, terminal, size))
+            self.queued += 1
             self.queued_bytes += size
             self.last_seq = seq
             if terminal:
@@ -215,9 +219,8 @@ class RunStream:
             return
         self.closed = True
         self._unsubscribe()
-        self.backlog.clear()
-        self.queue.clear()
-        self.queued_bytes = 0
+        self.pending.clear()
+        self.queued = self.queued_bytes = 0
         self.wake.set()
 
     def drop(self, reason):
@@ -290,15 +293,14 @@ class RunStream:
     def _take(self):
         """Frames to write next (replay first, then live), at most about BATCH_BYTES."""
         parts, size, last = [], 0, False
-        for source in (self.backlog, self.queue):
-            if source is self.queue and self.backlog:
-                break  # never overtake the replay
-            while source and size < BATCH_BYTES and not last:
-                seq, text, last = source.popleft()
-                if source is self.queue:
-                    self.queued_bytes -= len(text) + 32
-                parts.append(frame(seq, text))
-                size += len(text)
+        pending = self.pending
+        while pending and size < BATCH_BYTES and not last:
+            seq, text, last, queued = pending.popleft()
+            if queued:
+                self.queued -= 1
+                self.queued_bytes -= queued
+            parts.append(frame(seq, text))
+            size += len(text)
         return "".join(parts), last
 
     async def _poll_once(self):
@@ -321,7 +323,7 @@ class RunStream:
             rows = [closing]
         for seq, text in rows:
             terminal = event_type(text) in TERMINAL
-            self.backlog.append((seq, text, terminal))
+            self.pending.append((seq, text, terminal, 0))
             self.last_seq = seq
             if terminal:
                 self.complete = True

@@ -308,7 +308,7 @@ async def test_slow_reader_is_dropped_without_slowing_others(api, server):
     run = server.runtime.runs.get(eid)
     sse = next(iter(await wait_for(lambda: set(run.listeners)))).__self__
     # Once its writer is stuck (events queue up, or it was already cut off)...
-    await wait_for(lambda: sse.queue or sse.dropped)
+    await wait_for(lambda: sse.queued or sse.dropped)
     # ...other requests are served as usual,
     for _ in range(3):
         t0 = time.monotonic()
@@ -323,7 +323,7 @@ async def test_slow_reader_is_dropped_without_slowing_others(api, server):
     # and the slow client was cut off: its listener and queue are gone, its socket closed.
     assert not run.listeners
     assert sse.dropped and sse.closed
-    assert not sse.queue and sse.queued_bytes == 0 and not sse.backlog
+    assert not sse.pending and sse.queued == sse.queued_bytes == 0
     # What it does read is whole events then the end: it can re-attach with the last id.
     got = b""
     try:
