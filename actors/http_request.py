@@ -34,6 +34,7 @@ from .blocks.http import METHODS
 from .context import BlockCancelled, BlockTimeout, on_cancel
 from .http_client import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT, safe_url
 from .http_loop import http_loop
+from .http_wire import Wire
 from .netpolicy import NetPolicy, normal
 from .plan import DEPTH_HEADER
 from .threads import start_daemon
@@ -42,7 +43,6 @@ MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-READ_SIZE = 64 * 1024
 MAX_HEAD_BYTES = 100 * 1024     # a response's status line and headers
 
 _OPEN_POLICY = NetPolicy()      # for a context without a runtime: metadata addresses still refused
@@ -152,32 +152,32 @@ async def _hops(policy, method, url, shown, headers, content, limit, max_bytes):
             parsed = httpx2.URL(hop)
         except (httpx2.InvalidURL, ValueError) as exc:
             raise BlockError(f"invalid url {shown!r}: {exc}") from None
-        reader, writer = await _open(policy, parsed, shown, limit, redirected_from=None if hop is url else shown)
+        wire = await _open(policy, parsed, shown, limit, redirected_from=None if hop is url else shown)
         try:
             conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
             try:
-                writer.write(conn.send(h11.Request(method=method, target=parsed.raw_path,
-                                                   headers=_request_headers(method, parsed, headers, content))))
+                wire.write(conn.send(h11.Request(method=method, target=parsed.raw_path,
+                                                 headers=_request_headers(method, parsed, headers, content))))
                 if content:
-                    writer.write(conn.send(h11.Data(data=content)))
-                writer.write(conn.send(h11.EndOfMessage()))
-                await writer.drain()
-                response = await _next_event(conn, reader, (h11.Response,))
+                    wire.write(conn.send(h11.Data(data=content)))
+                wire.write(conn.send(h11.EndOfMessage()))
+                await wire.drain()
+                response = await _next_event(conn, wire, (h11.Response,))
             except (h11.ProtocolError, OSError, ValueError) as exc:
                 raise BlockError(f"request to {shown} failed: {_reason(exc)}") from None
             answer_headers = _headers(response.headers)
             location = answer_headers.get("location") if response.status_code in REDIRECTS else None
             if location is None:
-                data = await _body(conn, reader, answer_headers, shown, max_bytes)
+                data = await _body(conn, wire, answer_headers, shown, max_bytes)
                 return response.status_code, answer_headers, data, _charset(answer_headers)
         finally:
-            writer.transport.abort()
+            wire.abort()
         method, hop, headers, content = _next_hop(response.status_code, method, hop, location, headers, content)
     raise BlockError(f"too many redirects (more than {MAX_REDIRECTS}) from {shown}")
 
 
 async def _open(policy, parsed, shown, limit, redirected_from=None):
-    """A connection to an address of the URL's host that the policy allows: (reader, writer)."""
+    """A connection (a Wire) to an address of the URL's host that the policy allows."""
     if parsed.scheme not in ("http", "https"):
         if redirected_from is None:
             raise BlockError(f"url must start with http:// or https://, not {shown!r}")
@@ -201,7 +201,7 @@ async def _open(policy, parsed, shown, limit, redirected_from=None):
     for address in addresses:
         try:
             async with asyncio.timeout(min(limit, CONNECT_TIMEOUT)):
-                return await asyncio.open_connection(address, port, limit=READ_SIZE, **tls)
+                return await Wire.open(address, port, **tls)
         except TimeoutError:
             raise BlockError(f"could not connect to {shown}: timed out after "
                              f"{min(limit, CONNECT_TIMEOUT):g}s") from None
@@ -272,12 +272,12 @@ def _request_headers(method, parsed, headers, content):
     return list(chosen.values())
 
 
-async def _next_event(conn, reader, kinds):
+async def _next_event(conn, wire, kinds):
     """The next h11 event of one of `kinds`, reading as needed; 1xx answers are skipped."""
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(READ_SIZE))
+            conn.receive_data(await wire.read())
         elif isinstance(event, kinds):
             return event
         elif isinstance(event, h11.InformationalResponse):
@@ -288,7 +288,7 @@ async def _next_event(conn, reader, kinds):
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
 
 
-async def _body(conn, reader, headers, shown, max_bytes):
+async def _body(conn, wire, headers, shown, max_bytes):
     """The answer's body, decoded (gzip, deflate) and bounded."""
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -298,7 +298,7 @@ async def _body(conn, reader, headers, shown, max_bytes):
     parts, size = [], 0
     try:
         while True:
-            event = await _next_event(conn, reader, (h11.Data, h11.EndOfMessage))
+            event = await _next_event(conn, wire, (h11.Data, h11.EndOfMessage))
             chunk = decoder.feed(event.data, max_bytes - size) if isinstance(event, h11.Data) else decoder.flush()
             size += len(chunk)
             if size > max_bytes:
