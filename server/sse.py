@@ -16,7 +16,6 @@ references to data already held, written page by page as the reader takes them.
 """
 
 import asyncio
-import collections
 import json
 import logging
 import time
@@ -126,9 +125,9 @@ class RunStream:
         self.keepalive = max(0.05, float(keepalive))
         self.stall = max(MIN_STALL, STALL_FACTOR * self.keepalive)
         # (seq, text, terminal, size) to write, in order: replayed ones (size 0: already in
-        # memory) always come before live ones, which are bounded. One deque, not two: an
-        # empty deque is 0.7 KB, and thousands of streams may wait at once.
-        self.pending = collections.deque()
+        # memory) always come before live ones, which are bounded. A list, taken from a batch
+        # at a time: an empty deque is 0.7 KB, and thousands of streams may wait at once.
+        self.pending = []
         self.queued = 0          # live events pending ...
         self.queued_bytes = 0    # ... and their size
         self.last_seq = 0        # highest seq taken in (dedupes live batches)
@@ -293,14 +292,16 @@ class RunStream:
     def _take(self):
         """Frames to write next (replay first, then live), at most about BATCH_BYTES."""
         parts, size, last = [], 0, False
-        pending = self.pending
-        while pending and size < BATCH_BYTES and not last:
-            seq, text, last, queued = pending.popleft()
+        pending, taken = self.pending, 0
+        while taken < len(pending) and size < BATCH_BYTES and not last:
+            seq, text, last, queued = pending[taken]
+            taken += 1
             if queued:
                 self.queued -= 1
                 self.queued_bytes -= queued
             parts.append(frame(seq, text))
             size += len(text)
+        del pending[:taken]
         return "".join(parts), last
 
     async def _poll_once(self):
