@@ -1,8 +1,9 @@
 """One outgoing connection's bytes: just what a request and its answer need.
 
-asyncio's streams would do, but a StreamReader and StreamWriter pair costs
-about 2.5 KB per connection (two futures, a deque, three instance dicts),
-and thousands of requests may wait at once. Loop thread only.
+asyncio's streams would do, but a StreamReader and StreamWriter pair (two
+futures, a deque, three instance dicts) cost about 2 KB more per connection,
+measured with 2,000 requests held, and thousands may wait at once. Loop
+thread only.
 """
 
 import asyncio
