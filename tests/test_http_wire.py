@@ -7,19 +7,12 @@ import struct
 import pytest
 
 from actors.http_wire import PAUSE_AT, Wire
+from tests.helpers import wait_for
 
 
 async def _serve(handle):
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
-
-
-async def _until(check, timeout=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not check():
-        assert loop.time() < end, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def test_a_reader_that_lags_pauses_the_socket_and_loses_nothing():
@@ -38,7 +31,7 @@ def test_a_reader_that_lags_pauses_the_socket_and_loses_nothing():
             wire.write(b"send")
             await wire.drain()
             # Nobody reads for a while: past PAUSE_AT the socket stops being read.
-            await _until(lambda: not wire._reading)
+            await wait_for(lambda: not wire._reading, timeout=30)
             got = bytearray()
             while True:
                 chunk = await wire.read()
