@@ -16,7 +16,10 @@ class Echo(tornado.web.RequestHandler):
 
 async def main(port):
     app = tornado.web.Application([(r"/bare", Echo)])
-    app.listen(port, "127.0.0.1")
+    # The same listen backlog as run.py (server/serve.py): with tornado's default of 128, a
+    # burst of thousands of connections at once overflows the accept queue and the
+    # dropped handshakes are tried again a second later, which times the kernel, not the handler.
+    app.listen(port, "127.0.0.1", backlog=4096)
     print(f"listening on http://127.0.0.1:{port}", flush=True)
     await asyncio.Event().wait()
 

@@ -16,9 +16,12 @@ the endpoint. RSS and live threads are read from the server's
 3. `--inflight` runs at once, the same way: seconds until every one had
    started, whether all were held at once and completed without an error,
    and the server's CPU per run;
-4. on a fresh server: `--steady` runs kept in flight for `--seconds`
+4. `--inflight` requests at once to the bare Tornado handler, with the
+   same client: how long this machine and this client take for the
+   connections alone (the yardstick; its listen backlog is run.py's);
+5. on a fresh server: `--steady` runs kept in flight for `--seconds`
    (each replaced as it ends, endpoint delay 0.2 s), RSS each second;
-5. RSS once that load has ended, against that server's idle RSS.
+6. RSS once that load has ended, against that server's idle RSS.
 
 With `--server-defaults` the server keeps its default limits (50 outgoing
 connections per workspace, 192 block threads for one workspace): the rest of
@@ -131,13 +134,53 @@ class Client:
         return last == "execution_completed", started, last
 
 
+class BareClient:
+    """The same connections as Client, each POSTing to the bare Tornado handler instead."""
+
+    def __init__(self, port):
+        self.port = port
+        self.request = (f"POST /bare HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").encode()
+
+    async def run(self):
+        """One request: (ok, seconds until its answer's status line, error)."""
+        t0 = time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
+        except OSError as exc:
+            return False, None, f"connect: {exc}"
+        try:
+            writer.write(self.request)
+            status = await reader.readline()
+            answered = time.monotonic() - t0
+            await reader.read()
+        except OSError as exc:
+            return False, None, f"{type(exc).__name__}: {exc}"
+        finally:
+            writer.close()
+        return b" 200 " in status, answered, None if b" 200 " in status else status.decode(errors="replace")
+
+
+async def bare_burst(servers, count):
+    """`count` requests at once to the bare handler, the same way: seconds until all were answered."""
+    pid = servers.procs[1].pid
+    cpu0 = cpu_seconds(servers, pid)
+    results = await asyncio.gather(*[BareClient(servers.bare_port).run() for _ in range(count)])
+    took = max(r[1] for r in results) if all(r[0] for r in results) else float("inf")
+    per_request = (cpu_seconds(servers, pid) - cpu0) / count
+    failed = sum(1 for r in results if not r[0])
+    print(f"  bare Tornado handler, {count} at once: the last answered after {took:.2f} s; "
+          f"its CPU {per_request * 1e3:.2f} ms per request; {failed} failed", flush=True)
+    return took
+
+
 def rss(servers):
     return proc_status(servers.procs[0].pid)
 
 
-def cpu_seconds(servers):
-    """The server's user + system CPU seconds so far."""
-    with open(f"/proc/{servers.procs[0].pid}/stat") as f:
+def cpu_seconds(servers, pid=None):
+    """The server's (or process `pid`'s) user + system CPU seconds so far."""
+    with open(f"/proc/{pid or servers.procs[0].pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -225,6 +268,7 @@ async def bursts(args, servers):
     await asyncio.sleep(args.settle)
     out["after"] = rss(servers)
     print(f"  after the bursts: RSS {out['after'][0]:.1f} MiB", flush=True)
+    out["bare"] = await bare_burst(servers, args.inflight)
     slow.server.close()
     return out
 
@@ -280,8 +324,8 @@ def main():
                       "<= 150 MiB", sample[0] <= 150 and not failures
                       and (held == args.sample or args.server_defaults)))
     took, sample, failures, held, per_run = out["burst"]
-    ok.append(verdict(f"P4 {args.inflight} in flight, all started", f"{took:.2f} s, {held} held, "
-                      f"{len(failures)} failed", "<= 2 s, 0 failed",
+    ok.append(verdict(f"P4 {args.inflight} in flight, all started", f"{took:.2f} s (bare {out['bare']:.2f}), "
+                      f"{held} held, {len(failures)} failed", "<= 2 s, 0 failed",
                       took <= 2 and not failures and (held == args.inflight or args.server_defaults)))
     print(f"  (server CPU {per_run * 1e3:.2f} ms per run in that burst; RSS {sample[0]:.0f} MiB, "
           f"{sample[1]} threads; RSS after the bursts {out['after'][0]:.0f} MiB)")
