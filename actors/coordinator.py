@@ -90,6 +90,9 @@ class Coordinator(PooledActor):
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
         announced = _announced(plan)
+        # A small run of inline blocks (actors.run_cost) is run by this first turn on the
+        # starting thread: no hand-off to a pooled thread and back.
+        self.turn_here = plan.on_caller and not announced and plan.resume is None
         if plan.expect_version and not checks_in_time(plan, engine.registry):
             raise ValueError("this run's blocks could act before its start checks the workflow's version")
         if announced:

@@ -44,6 +44,9 @@ class RunPlan:
     # only while the workflow is still at graph_version (announced runs only, whose
     # blocks wait for that commit; see coordinator.first_writes).
     expect_version: bool = False
+    # Small enough for its coordinator to run it on the thread that starts it (see
+    # actors.run_cost): the starter vouches for the graph and the body's size.
+    on_caller: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Parent:
 
 def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, trigger,
              timeout, webhook_block=None, trigger_payload=None, graph=None, depth=0,
-             graph_version=None, parent=None, start_stored=False, expect_version=False) -> RunPlan:
+             graph_version=None, parent=None, start_stored=False, expect_version=False,
+             on_caller=False) -> RunPlan:
     """Check a run can start and freeze what it will see. Raises ValidationError."""
     if webhook_block is not None:
         entries = (webhook_block,)
@@ -71,7 +75,7 @@ def plan_run(*, execution_id, workflow_id, workspace, blocks, edges, variables, 
                    graph=graph or Graph.build(blocks, edges), entries=entries, variables=variables,
                    trigger=trigger, trigger_payload=trigger_payload, timeout=timeout, depth=depth,
                    graph_version=graph_version, parent=parent, start_stored=start_stored,
-                   expect_version=expect_version)
+                   expect_version=expect_version, on_caller=on_caller)
 
 
 def plan_resume(stored, now) -> RunPlan:

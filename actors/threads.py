@@ -223,6 +223,7 @@ class LingeringInbox(queue.SimpleQueue):
     """
 
     linger = None
+    no_wait = False  # a linger gives up at once: the turn is on a thread that must not wait
 
     def get(self, block=True, timeout=None):
         linger = self.linger
@@ -230,7 +231,7 @@ class LingeringInbox(queue.SimpleQueue):
             return super().get(block, timeout)
         self.linger = None
         try:
-            return super().get(True, linger)
+            return super().get(True, 0 if self.no_wait else linger)
         except queue.Empty:
             return _IDLE
 
@@ -294,6 +295,7 @@ class PooledActor(EngineActor):
         self.release_first_turn()
 
     _holds = 1  # what the first turn still waits for: the start, and each hold_first_turn()
+    turn_here = False  # the first turn runs on the thread that releases it, never lingering
 
     def hold_first_turn(self):
         """Before the start: the first turn also waits for one `release_first_turn()` more."""
@@ -303,11 +305,20 @@ class PooledActor(EngineActor):
         """One of the things the first turn waits for has happened (the start is one). Any thread.
 
         The last one takes a thread for the first turn; messages told meanwhile wait in the inbox.
+        With `turn_here`, the first turn runs on the calling thread instead, and
+        lingers not at all: that thread (the IOLoop) must not wait.
         """
         with _holds_lock:
             self._holds -= 1
             if self._holds:
                 return
+        if self.turn_here:
+            self.actor_inbox.no_wait = True
+            try:
+                self._first_turn()
+            finally:
+                self.actor_inbox.no_wait = False
+            return
         try:
             start_daemon(self._first_turn, self.actor_inbox.name)
         except BaseException:

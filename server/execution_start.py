@@ -9,6 +9,7 @@ from models import reads
 from models import workflow as wf_model
 from actors.coordinator import ANNOUNCED, inline_only
 from actors.persist import STORAGE_CODE
+from actors.run_cost import MAX_INPUT_BYTES, small_graph
 from models.errors import (ActorflowError, DepthExceeded, ExecutionFailed, ExecutionTimeout,
                            ShuttingDown, StorageUnavailable, ValidationError)
 from models.journal import StaleWorkflow
@@ -94,6 +95,7 @@ class RunStarter:
         self.graphs = GraphCache(store)
         self.refs = {}  # (workspace, workflow id) -> the WorkflowRef last loaded
         self.inline = {}  # (workflow id, version) -> whether all its blocks are inline
+        self.small = {}   # (workflow id, version) -> whether its runs may be small (run_cost)
 
     async def load(self, workspace, workflow_id):
         """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
@@ -108,10 +110,11 @@ class RunStarter:
         """The WorkflowRef `load` last found for this workspace and id (it may be stale), or None."""
         return self.refs.get((workspace, workflow_id))
 
-    async def start_request(self, workspace, workflow_id, body, trigger, depth=0):
+    async def start_request(self, workspace, workflow_id, body, trigger, depth=0, body_bytes=None):
         """Start the run an /execute or /execute/stream request asks for: (run, timeout).
 
-        `body()` (awaited) gives the request's (variables, timeout), or raises.
+        `body()` (awaited) gives the request's (variables, timeout), or raises;
+        `body_bytes` is the body's size, when the run may be small (actors.run_cost).
         A workflow loaded here before starts from memory where it can
         (start_if_current); any error on that path is left to the full one,
         which reports errors in their usual order (an unknown workflow before
@@ -121,14 +124,14 @@ class RunStarter:
         if ref is not None and await self._checks_in_time(ref, trigger):
             try:
                 variables, timeout = await body()
-                run = await self.start_if_current(ref, variables, trigger, timeout, depth)
+                run = await self.start_if_current(ref, variables, trigger, timeout, depth, body_bytes)
             except ActorflowError:
                 run = None
             if run is not None:
                 return run, timeout
         wf = await self.load(workspace, workflow_id)
         variables, timeout = await body()
-        return await self.start(wf, variables, trigger, timeout, depth=depth), timeout
+        return await self.start(wf, variables, trigger, timeout, depth=depth, body_bytes=body_bytes), timeout
 
     async def _checks_in_time(self, ref, trigger):
         """Whether a request's run of `ref` could check the version before any block acts
@@ -143,7 +146,7 @@ class RunStarter:
             _put(self.inline, key, known, REFS)
         return known
 
-    async def start_if_current(self, ref, variables, trigger, timeout, depth=0):
+    async def start_if_current(self, ref, variables, trigger, timeout, depth=0, body_bytes=None):
         """Start a run of `ref` (from `cached`) without reading the workflow first.
 
         The run's start commits only while the workflow is still at
@@ -155,7 +158,8 @@ class RunStarter:
         loads the workflow and starts it again. Raises ValidationError or
         ShuttingDown before any run exists.
         """
-        plan = await self.plan(ref, variables, trigger, timeout, depth=depth, expect_version=True)
+        plan = await self.plan(ref, variables, trigger, timeout, depth=depth, expect_version=True,
+                               body_bytes=body_bytes)
         run = self.runs.start(plan)
         try:
             await run.started
@@ -167,7 +171,7 @@ class RunStarter:
         return run
 
     async def start(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-                    depth=0, parent=None):
+                    depth=0, parent=None, body_bytes=None):
         """Plan and start a run of `wf` (a Workflow row or WorkflowRef) at `depth`.
 
         `parent` (plan.Parent) links a sub-run to the block that started it.
@@ -175,20 +179,31 @@ class RunStarter:
         Raises ValidationError before any run exists.
         """
         return self.runs.start(await self.plan(wf, variables, trigger, timeout, webhook_block,
-                                               trigger_payload, depth, parent))
+                                               trigger_payload, depth, parent, body_bytes=body_bytes))
 
     async def plan(self, wf, variables, trigger, timeout, webhook_block=None, trigger_payload=None,
-                   depth=0, parent=None, start_stored=False, expect_version=False):
+                   depth=0, parent=None, start_stored=False, expect_version=False, body_bytes=None):
         """The RunPlan `start` would start (see plan.plan_run). Raises ValidationError, ShuttingDown."""
         blocks, edges, graph = await self.graphs.get(wf.id, wf.version)
         if not self.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
             raise ShuttingDown("server is shutting down")
+        on_caller = (body_bytes is not None and body_bytes <= MAX_INPUT_BYTES and trigger not in ANNOUNCED
+                     and self._small(wf.id, wf.version, graph))
         return plan_run(execution_id=self.runs.new_execution_id(), workflow_id=wf.id,
                         workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                         trigger=trigger, timeout=timeout, webhook_block=webhook_block,
                         trigger_payload=trigger_payload, graph=graph, depth=depth,
                         graph_version=wf.version, parent=parent, start_stored=start_stored,
-                        expect_version=expect_version)
+                        expect_version=expect_version, on_caller=on_caller)
+
+    def _small(self, workflow_id, version, graph):
+        """Whether runs of this version may be small (actors.run_cost), remembered per version."""
+        key = (workflow_id, version)
+        known = self.small.get(key)
+        if known is None:
+            known = inline_only(graph, self.runs.engine.registry) and small_graph(graph)
+            _put(self.small, key, known, REFS)
+        return known
 
 
 def sync_answer(run, result):

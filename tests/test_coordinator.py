@@ -115,10 +115,11 @@ def engine():
     assert wait_until(lambda: not pykka.ActorRegistry.get_all(), 30)
 
 
-def start(engine, blocks, edges, variables=None, timeout=300.0, trigger="api"):
+def start(engine, blocks, edges, variables=None, timeout=300.0, trigger="api", on_caller=False):
     blocks = [{"config": {}, **block} for block in blocks]   # as a saved graph has them
     plan = plan_run(execution_id="e1", workflow_id="w1", workspace="default", blocks=blocks,
-                    edges=edges, variables=variables or {}, trigger=trigger, timeout=timeout)
+                    edges=edges, variables=variables or {}, trigger=trigger, timeout=timeout,
+                    on_caller=on_caller)
     watcher = Watcher()
     Coordinator.start(plan, engine, watcher)
     return watcher
@@ -158,6 +159,42 @@ def test_the_run_deadline_ends_it_as_timeout_without_waiting(engine):
     assert watcher.result["status"] == "timeout"
     assert watcher.events[-1]["type"] == "error" and watcher.events[-1]["error_code"] == "EXECUTION_TIMEOUT"
     assert [op[2]["status"] for op in engine.writer.ops if op[0] == "run_update"] == ["timeout"]
+
+
+SMALL = ([START, {"id": "check", "type": "condition",
+                  "config": {"conditions": [{"id": "big", "expression": "start.n > 5"}]}},
+          {"id": "out", "type": "response", "config": {"data": {"n": "{{ start.n }}"}}}],
+         [edge("start", "check"), edge("check", "out", "big")])
+
+
+def test_a_small_run_on_the_caller_is_over_within_its_start_in_one_batch(engine):
+    watcher = start(engine, *SMALL, {"n": 9}, on_caller=True)
+    # The fake writer commits at once, so the whole run was handled by Coordinator.start's caller.
+    assert watcher.ended.is_set()
+    assert watcher.result["status"] == "completed" and watcher.result["output"] == {"n": 9}
+    assert [thread for _, _, thread in engine.writer.jobs] == [threading.current_thread()]
+    kinds = [op[0] for op in engine.writer.jobs[0][1]]
+    assert kinds.count("log") == 3 and kinds[0] == "run"   # held until the end: one batch
+
+
+def test_a_small_run_otherwise_takes_a_pooled_thread(engine):
+    watcher = start(engine, *SMALL, {"n": 9})
+    assert watcher.ended.wait(30)
+    assert watcher.result["output"] == {"n": 9}
+    assert engine.writer.jobs[0][2] is not threading.current_thread()
+
+
+def test_a_run_on_the_caller_never_makes_it_wait(engine):
+    # Were it ever given a block that waits, the caller (the IOLoop) is back at once:
+    # the block runs on its own thread, and the rest of the run on pooled ones.
+    watcher = start(engine, [START, {"id": "slow", "type": "sleep", "config": {"seconds": 3600}}],
+                    [edge("start", "slow")], timeout=5.0, on_caller=True)
+    assert not watcher.ended.is_set()
+    assert wait_until(lambda: any(e["type"] == "block_started" and e["block_id"] == "slow"
+                                  for e in watcher.events), 30)
+    engine.timers.pending[0].fire()
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "timeout"
 
 
 def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):

@@ -17,7 +17,7 @@ class ExecuteHandler(BaseHandler):
     async def post(self, workflow_id):
         depth = request_depth(self.request.headers, self.settings_.max_depth)
         run, timeout = await self.runtime.starter.start_request(self.workspace, workflow_id, self.execute_body,
-                                                                self.trigger, depth)
+                                                                self.trigger, depth, len(self.request.body))
         await wait_for_end(run, timeout)
         status, body = sync_answer(run, run.result)
         await self.write_json(body, status)

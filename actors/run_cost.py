@@ -1,0 +1,113 @@
+"""Whether a run is small enough for its coordinator to run it on the thread that starts it.
+
+A run of inline blocks only (no I/O, no waiting) is usually over within its
+coordinator's first turn. Taken on a pooled thread, that turn costs two
+thread hand-offs (there and back), and the GIL moving between cores costs
+more than the turn itself. So a run that is known to be small is run by
+its coordinator on the starting thread (the IOLoop, for a request); the
+loop must not stall, so "small" is bounded before the run, from the graph
+and the size of the request's body alone:
+
+- at most MAX_BLOCKS blocks, every one a starter, condition or response;
+- a bound on the bytes of every value the run could make (its variables,
+  each rendered config, each output), all together at most MAX_BYTES, with
+  the variables at most MAX_INPUT_BYTES;
+- conditions short (MAX_EXPRESSION characters), without comprehensions or
+  `*` and `**` (which make values far larger than the expression), and not
+  templates (known only once rendered).
+
+Anything else runs on a pooled thread, as before. Pure functions: no I/O.
+"""
+
+import ast
+
+from .expressions import InvalidExpression, parse
+from .templates import REF
+
+MAX_INPUT_BYTES = 16 * 1024   # a request body up to this size (its variables are no larger)
+MAX_BLOCKS = 32
+MAX_BYTES = 256 * 1024        # every value the run could make, added up
+MAX_EXPRESSION = 256          # characters in one condition
+
+_LOOPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Mult, ast.Pow)
+
+
+def small_graph(graph) -> bool:
+    """Whether any run of `graph` whose body is at most MAX_INPUT_BYTES is small (see the module)."""
+    if len(graph.order) > MAX_BLOCKS:
+        return False
+    biggest = MAX_INPUT_BYTES   # the largest value a template or expression could take in
+    total = MAX_INPUT_BYTES
+    for block_id in sorted(graph.order, key=graph.index.__getitem__):
+        block = graph.blocks[block_id]
+        config = block.get("config") or {}
+        size, refs = _measure(config)
+        if refs < 0:
+            return False
+        rendered = size + refs * biggest
+        kind = block["type"]
+        if kind == "starter":
+            output = MAX_INPUT_BYTES + size        # the variables, with its inputs' defaults
+        elif kind == "response":
+            output = rendered
+        elif kind == "condition":
+            work = _conditions_work(config.get("conditions"))
+            if work < 0:
+                return False
+            rendered += work * biggest
+            output = size                          # {"branch": one of its ids}
+        else:
+            return False
+        total += rendered + output
+        biggest = max(biggest, output)
+        if total > MAX_BYTES:
+            return False
+    return True
+
+
+def _measure(value):
+    """(characters in `value` as JSON, at most; template references in it), refs -1 when unknown."""
+    if isinstance(value, str):
+        return len(value) + 2, sum(1 for _ in REF.finditer(value)) if "{{" in value else 0
+    if isinstance(value, dict):
+        size, refs = 2, 0
+        for key, item in value.items():
+            item_size, item_refs = _measure(item)
+            if item_refs < 0:
+                return 0, -1
+            size += len(key) + 4 + item_size
+            refs += item_refs
+        return size, refs
+    if isinstance(value, list):
+        size, refs = 2, 0
+        for item in value:
+            item_size, item_refs = _measure(item)
+            if item_refs < 0:
+                return 0, -1
+            size += item_size + 1
+            refs += item_refs
+        return size, refs
+    if value is None or isinstance(value, (bool, int, float)):
+        return 32, 0
+    return 0, -1
+
+
+def _conditions_work(conditions):
+    """How many values the condition's expressions could each copy or build, or -1 when unbounded."""
+    work = 0
+    for cond in conditions or []:
+        made = 0
+        expression = cond.get("expression") if isinstance(cond, dict) else None
+        if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION or "{{" in expression:
+            return -1
+        try:
+            tree = parse(expression)
+        except InvalidExpression:
+            return 0   # it fails at once, as it would on any thread
+        for node in ast.walk(tree):
+            if isinstance(node, _LOOPS):
+                return -1
+            if isinstance(node, (ast.Call, ast.BinOp)):
+                made += 1   # str(x), x + y: a new value as large as what it takes in
+        work += made * made + 1   # x + x + x ...: each sum holds all the ones before it
+    return work
