@@ -103,7 +103,8 @@ def _conditions_work(conditions):
         try:
             tree = parse(expression)
         except InvalidExpression:
-            return 0   # it fails at once, as it would on any thread
+            work += 1   # it fails when reached, as it would on any thread
+            continue
         for node in ast.walk(tree):
             if isinstance(node, _LOOPS):
                 return -1

@@ -59,3 +59,8 @@ def test_conditions_that_loop_multiply_or_are_templates_are_not():
 def test_an_invalid_expression_does_not_make_a_run_large():
     # It fails at once on any thread, as the run's own error.
     assert small_graph(graph(condition("start.n >")))
+    # Nor does it hide what the conditions before it could make.
+    heavy = {"id": "heavy", "expression": " + ".join(["str(start)"] * 12) + " != ''"}
+    check = condition("start.n >")
+    check["config"]["conditions"].insert(0, heavy)
+    assert not small_graph(graph(check))
