@@ -95,23 +95,34 @@ class Client:
 
     def __init__(self, port, workflow):
         self.port = port
-        head = (f"POST /api/workflows/{workflow}/execute/stream HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-        self.request = head.encode()
+        self.request = self._post(f"/api/workflows/{workflow}/execute/stream")
+
+    def _post(self, path):
+        return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {KEY}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").encode()
+
+    async def _send(self):
+        """The request on a new connection: (reader, writer, the answer's status line, or the error)."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
+        except OSError as exc:
+            return None, None, f"connect: {exc}"
+        try:
+            writer.write(self.request)
+            return reader, writer, await reader.readline()
+        except OSError as exc:
+            writer.close()
+            return None, None, f"{type(exc).__name__}: {exc}"
 
     async def run(self, on_started=None):
         """One run: (ok, seconds until its execution_started, last event type or error)."""
         t0 = time.monotonic()
         started = None
         last = None
+        reader, writer, status = await self._send()
+        if writer is None:
+            return False, None, status
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
-        except OSError as exc:
-            return False, None, f"connect: {exc}"
-        try:
-            writer.write(self.request)
-            status = await reader.readline()
             if b" 200 " not in status:
                 return False, None, status.decode(errors="replace").strip()
             while True:
@@ -134,25 +145,21 @@ class Client:
         return last == "execution_completed", started, last
 
 
-class BareClient:
+class BareClient(Client):
     """The same connections as Client, each POSTing to the bare Tornado handler instead."""
 
     def __init__(self, port):
         self.port = port
-        self.request = (f"POST /bare HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
-                        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").encode()
+        self.request = self._post("/bare")
 
     async def run(self):
         """One request: (ok, seconds until its answer's status line, error)."""
         t0 = time.monotonic()
+        reader, writer, status = await self._send()
+        if writer is None:
+            return False, None, status
+        answered = time.monotonic() - t0
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
-        except OSError as exc:
-            return False, None, f"connect: {exc}"
-        try:
-            writer.write(self.request)
-            status = await reader.readline()
-            answered = time.monotonic() - t0
             await reader.read()
         except OSError as exc:
             return False, None, f"{type(exc).__name__}: {exc}"
