@@ -90,9 +90,11 @@ class Coordinator(PooledActor):
                                 seq=plan.resume.seq if plan.resume is not None else 0)
         self.begun = None  # (ready, skipped) when the run's start was written from here
         announced = _announced(plan)
-        # A small run of inline blocks (actors.run_cost) is run by this first turn on the
-        # starting thread: no hand-off to a pooled thread and back.
-        self.turn_here = plan.on_caller and not announced and plan.resume is None
+        # A run whose first turn is small (actors.run_cost) takes that turn on the thread
+        # that starts it (a streamed one: that releases it, once its start is published),
+        # not a pooled one: no hand-off there and back. Only news of its inline blocks is
+        # handled there; any other hands the rest over to a pooled thread (fits_here).
+        self.turn_here = plan.on_caller and plan.resume is None
         if plan.expect_version and not checks_in_time(plan, engine.registry):
             raise ValueError("this run's blocks could act before its start checks the workflow's version")
         if announced:
@@ -106,6 +108,14 @@ class Coordinator(PooledActor):
             self.writes.on_first_report = self._first_reported
             self.begun = self._begin()
             self._flush()
+
+    def fits_here(self, message):
+        """On the starting thread: the run's timer, a cancel, and its inline blocks' news only.
+        An inline block's output is bounded with the graph (run_cost); another's is not."""
+        if isinstance(message, BlockDone):
+            block = self.graph.blocks.get(message.block_id)
+            return block is not None and self.engine.registry[block["type"]].inline
+        return isinstance(message, (Idle, Cancel))
 
     def _start_actor_loop(self):
         try:

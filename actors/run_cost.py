@@ -1,22 +1,26 @@
-"""Whether a run is small enough for its coordinator to run it on the thread that starts it.
+"""Whether a run's first turn is small enough to take on the thread that starts it.
 
-A run of inline blocks only (no I/O, no waiting) is usually over within its
-coordinator's first turn. Taken on a pooled thread, that turn costs two
-thread hand-offs (there and back), and the GIL moving between cores costs
-more than the turn itself. So a run that is known to be small is run by
-its coordinator on the starting thread (the IOLoop, for a request); the
-loop must not stall, so "small" is bounded before the run, from the graph
-and the size of the request's body alone:
+A coordinator's first turn runs the run's inline blocks (no I/O, no
+waiting) as far as they reach and starts the others. Taken on a pooled
+thread, that turn costs two thread hand-offs (there and back), and the GIL
+moving between cores costs more than the turn itself. So a run whose first
+turn is known to be small takes it on the starting thread (the IOLoop, for
+a request). The loop must not stall, so "small" is bounded before the run,
+from the graph and the size of the request's body alone:
 
-- at most MAX_BLOCKS blocks, every one a starter, condition or response;
-- a bound on the bytes of every value the run could make (its variables,
-  each rendered config, each output), all together at most MAX_BYTES, with
-  the variables at most MAX_INPUT_BYTES;
+- at most MAX_BLOCKS blocks in the first turn: those whose every ancestor
+  is an inline block of the first turn, run (starter, condition, response)
+  or started (any other type: its config is rendered there, it runs
+  elsewhere, and what follows it waits for its news on a pooled thread);
+- a bound on the bytes of every value the turn could make (its variables,
+  each rendered config, each inline output), all together at most
+  MAX_BYTES, with the variables at most MAX_INPUT_BYTES;
 - conditions short (MAX_EXPRESSION characters), without comprehensions or
   `*` and `**` (which make values far larger than the expression), and not
   templates (known only once rendered).
 
-Anything else runs on a pooled thread, as before. Pure functions: no I/O.
+The coordinator handles only its inline blocks' news on that thread
+(`Coordinator.fits_here`). Pure functions: no I/O.
 """
 
 import ast
@@ -26,19 +30,26 @@ from .templates import REF
 
 MAX_INPUT_BYTES = 16 * 1024   # a request body up to this size (its variables are no larger)
 MAX_BLOCKS = 32
-MAX_BYTES = 256 * 1024        # every value the run could make, added up
+MAX_BYTES = 256 * 1024        # every value the first turn could make, added up
 MAX_EXPRESSION = 256          # characters in one condition
 
 _LOOPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Mult, ast.Pow)
+_INLINE_OUTPUTS = ("starter", "condition", "response")
 
 
-def small_graph(graph) -> bool:
-    """Whether any run of `graph` whose body is at most MAX_INPUT_BYTES is small (see the module)."""
-    if len(graph.order) > MAX_BLOCKS:
-        return False
+def small_first_turn(graph, inline) -> bool:
+    """Whether the first turn of any run of `graph` with a body of at most MAX_INPUT_BYTES is
+    small (see the module). `inline(type_name)` says whether a block type runs inline."""
     biggest = MAX_INPUT_BYTES   # the largest value a template or expression could take in
     total = MAX_INPUT_BYTES
+    count = 0
+    first = set()               # inline blocks that may run in the first turn
     for block_id in sorted(graph.order, key=graph.index.__getitem__):
+        if any(edge.source not in first for edge in graph.incoming[block_id]):
+            continue            # it waits for news handled on a pooled thread
+        count += 1
+        if count > MAX_BLOCKS:
+            return False
         block = graph.blocks[block_id]
         config = block.get("config") or {}
         size, refs = _measure(config)
@@ -46,20 +57,24 @@ def small_graph(graph) -> bool:
             return False
         rendered = size + refs * biggest
         kind = block["type"]
-        if kind == "starter":
-            output = MAX_INPUT_BYTES + size        # the variables, with its inputs' defaults
-        elif kind == "response":
-            output = rendered
-        elif kind == "condition":
-            work = _conditions_work(config.get("conditions"))
-            if work < 0:
-                return False
-            rendered += work * biggest
-            output = size                          # {"branch": one of its ids}
+        if not inline(kind):
+            total += rendered   # started here, run elsewhere
+        elif kind not in _INLINE_OUTPUTS:
+            return False        # a trigger's block (webhook, schedule): its payload is not bounded
         else:
-            return False
-        total += rendered + output
-        biggest = max(biggest, output)
+            if kind == "starter":
+                output = MAX_INPUT_BYTES + size        # the variables, with its inputs' defaults
+            elif kind == "response":
+                output = rendered
+            else:
+                work = _conditions_work(config.get("conditions"))
+                if work < 0:
+                    return False
+                rendered += work * biggest
+                output = size                          # {"branch": one of its ids}
+            first.add(block_id)
+            total += rendered + output
+            biggest = max(biggest, output)
         if total > MAX_BYTES:
             return False
     return True

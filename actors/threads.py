@@ -296,6 +296,12 @@ class PooledActor(EngineActor):
 
     _holds = 1  # what the first turn still waits for: the start, and each hold_first_turn()
     turn_here = False  # the first turn runs on the thread that releases it, never lingering
+    _carry = None      # the message that turn left for the next one, on a pooled thread
+
+    def fits_here(self, message) -> bool:
+        """Whether the first turn on the releasing thread may handle `message`; if not, the
+        turn hands it, and all that follows, to a pooled thread."""
+        return True
 
     def hold_first_turn(self):
         """Before the start: the first turn also waits for one `release_first_turn()` more."""
@@ -305,8 +311,9 @@ class PooledActor(EngineActor):
         """One of the things the first turn waits for has happened (the start is one). Any thread.
 
         The last one takes a thread for the first turn; messages told meanwhile wait in the inbox.
-        With `turn_here`, the first turn runs on the calling thread instead, and
-        lingers not at all: that thread (the IOLoop) must not wait.
+        With `turn_here`, the first turn runs on the calling thread instead, lingers
+        not at all (that thread, the IOLoop, must not wait), and stops at the first
+        message that does not fit there (`fits_here`).
         """
         with _holds_lock:
             self._holds -= 1
@@ -315,7 +322,7 @@ class PooledActor(EngineActor):
         if self.turn_here:
             self.actor_inbox.no_wait = True
             try:
-                self._first_turn()
+                self._first_turn(here=True)
             finally:
                 self.actor_inbox.no_wait = False
             return
@@ -325,12 +332,15 @@ class PooledActor(EngineActor):
             self.actor_inbox.wake = None
             raise
 
-    def _first_turn(self):
+    def _first_turn(self, here=False):
         self._actor_loop_setup()
-        self._turn()
+        self._turn(here)
 
-    def _turn(self):
+    def _turn(self, here=False):
         inbox = self.actor_inbox
+        carried, self._carry = self._carry, None
+        if carried is not None and not self.actor_stopped.is_set():
+            self._handle_envelope(carried)
         while not self.actor_stopped.is_set():
             if inbox.linger is None:
                 try:
@@ -341,9 +351,23 @@ class PooledActor(EngineActor):
                     continue
             else:
                 envelope = inbox.get()   # waits up to the linger for news, else Idle
+            if here and not self.fits_here(envelope.message) and self._hand_over(envelope):
+                return
             self._handle_envelope(envelope)
         inbox.wake = None                # no more turns; and no cycle through the inbox
         self._actor_loop_teardown()
+
+    def _hand_over(self, envelope):
+        """Leave `envelope` and the rest of the inbox to a pooled thread (the inbox stays
+        running). False when no thread could be had: then it is handled here after all."""
+        self._carry = envelope
+        try:
+            start_daemon(self._turn, self.actor_inbox.name)
+        except Exception:
+            self._carry = None
+            log.warning("no thread to hand %s over to; handling it on this one", self, exc_info=True)
+            return False
+        return True
 
     def _handle_envelope(self, envelope):
         # The body of pykka's Actor._actor_loop_running, for one envelope.

@@ -9,7 +9,7 @@ from models import reads
 from models import workflow as wf_model
 from actors.coordinator import ANNOUNCED, inline_only
 from actors.persist import STORAGE_CODE
-from actors.run_cost import MAX_INPUT_BYTES, small_graph
+from actors.run_cost import MAX_INPUT_BYTES, small_first_turn
 from models.errors import (ActorflowError, DepthExceeded, ExecutionFailed, ExecutionTimeout,
                            ShuttingDown, StorageUnavailable, ValidationError)
 from models.journal import StaleWorkflow
@@ -95,7 +95,7 @@ class RunStarter:
         self.graphs = GraphCache(store)
         self.refs = {}  # (workspace, workflow id) -> the WorkflowRef last loaded
         self.inline = {}  # (workflow id, version) -> whether all its blocks are inline
-        self.small = {}   # (workflow id, version) -> whether its runs may be small (run_cost)
+        self.small = {}   # (workflow id, version) -> whether its runs' first turn is small (run_cost)
 
     async def load(self, workspace, workflow_id):
         """The workflow's WorkflowRef (or WorkflowNotFound), its graph cached: one read hop."""
@@ -187,8 +187,7 @@ class RunStarter:
         blocks, edges, graph = await self.graphs.get(wf.id, wf.version)
         if not self.runs.accepting:  # checked after the read: shutdown may have begun meanwhile
             raise ShuttingDown("server is shutting down")
-        on_caller = (body_bytes is not None and body_bytes <= MAX_INPUT_BYTES and trigger not in ANNOUNCED
-                     and self._small(wf.id, wf.version, graph))
+        on_caller = body_bytes is not None and body_bytes <= MAX_INPUT_BYTES and self._small(wf.id, wf.version, graph)
         return plan_run(execution_id=self.runs.new_execution_id(), workflow_id=wf.id,
                         workspace=wf.workspace, blocks=blocks, edges=edges, variables=variables,
                         trigger=trigger, timeout=timeout, webhook_block=webhook_block,
@@ -197,11 +196,12 @@ class RunStarter:
                         expect_version=expect_version, on_caller=on_caller)
 
     def _small(self, workflow_id, version, graph):
-        """Whether runs of this version may be small (actors.run_cost), remembered per version."""
+        """Whether runs of this version have a small first turn (actors.run_cost), remembered per version."""
         key = (workflow_id, version)
         known = self.small.get(key)
         if known is None:
-            known = inline_only(graph, self.runs.engine.registry) and small_graph(graph)
+            registry = self.runs.engine.registry
+            known = small_first_turn(graph, lambda kind: kind in registry and registry[kind].inline)
             _put(self.small, key, known, REFS)
         return known
 

@@ -197,6 +197,33 @@ def test_a_run_on_the_caller_never_makes_it_wait(engine):
     assert watcher.result["status"] == "timeout"
 
 
+def test_a_small_streamed_run_takes_its_first_turn_where_its_start_is_released(engine):
+    # The fake writer reports at once, on the caller: the start is published and the
+    # first turn released there, so the whole run is over within Coordinator.start.
+    watcher = start(engine, *SMALL, {"n": 9}, trigger="stream", on_caller=True)
+    assert watcher.ended.is_set() and watcher.result["output"] == {"n": 9}
+    assert {thread for _, _, thread in engine.writer.jobs} == {threading.current_thread()}
+    assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
+
+
+def test_news_of_a_block_that_is_not_inline_is_handed_to_a_pooled_thread(engine, monkeypatch):
+    # Told while the first turn is still on the caller (this block fails to start at
+    # once), it is left, with what follows, to a pooled thread: its output is not bounded.
+    import actors.coordinator as coordinator_module
+    real = coordinator_module.start_block
+
+    def failing(coordinator, message, block_type, *args, **kwargs):
+        if block_type.name == "echo":
+            raise RuntimeError("no room")
+        return real(coordinator, message, block_type, *args, **kwargs)
+    monkeypatch.setattr(coordinator_module, "start_block", failing)
+    watcher = start(engine, [START, {"id": "a", "type": "echo", "config": {}}], [edge("start", "a")],
+                    on_caller=True)
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "failed" and "no room" in watcher.result["error"]
+    assert engine.writer.jobs[-1][2] is not threading.current_thread()
+
+
 def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):
     # The stream's first event waits for this commit only: it must not wait for the
     # coordinator's thread to be scheduled, nor share a transaction with the first blocks.

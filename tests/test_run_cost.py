@@ -1,8 +1,19 @@
-"""Which graphs' runs are small enough to run on the starting thread: pure, no threads."""
+"""Which graphs' runs have a first turn small enough for the starting thread: pure, no threads."""
 
+from actors.blocks import default_registry
 from actors.dag import Graph
-from actors.run_cost import MAX_BLOCKS, MAX_EXPRESSION, small_graph
+from actors.run_cost import MAX_BLOCKS, MAX_EXPRESSION, small_first_turn
 from tests.helpers import START, edge
+
+REGISTRY = default_registry()
+
+
+def small_graph(g):
+    return small_first_turn(g, lambda kind: kind in REGISTRY and REGISTRY[kind].inline)
+
+
+def http(block_id="call", url="http://127.0.0.1:1/"):
+    return {"id": block_id, "type": "http", "config": {"url": url}}
 
 
 def graph(*blocks, edges=None):
@@ -33,9 +44,29 @@ def test_too_many_blocks_is_not():
     assert not small_graph(graph(*chain, response(0, "one_more")))
 
 
-def test_a_block_with_io_or_an_unknown_type_is_not():
-    assert not small_graph(graph({"id": "call", "type": "http", "config": {"url": "http://127.0.0.1:1/"}}))
-    assert not small_graph(graph({"id": "c", "type": "code", "config": {"code": "result = 1"}}))
+def test_a_block_with_io_is_only_started_and_what_follows_it_is_not_counted():
+    assert small_graph(graph(http()))
+    assert small_graph(graph({"id": "c", "type": "code", "config": {"code": "result = 1"}}))
+    # What comes after it runs on a pooled thread, with its news: not part of the first turn.
+    after = [response(["{{ variables }}"] * 64, f"r{i}") for i in range(MAX_BLOCKS)]
+    assert small_graph(graph(http(), *after))
+
+
+def test_starting_too_many_blocks_is_not():
+    fan = [http(f"call{i}") for i in range(MAX_BLOCKS - 1)]
+    edges = [edge("start", b["id"]) for b in fan]
+    assert small_graph(graph(*fan, edges=edges))
+    fan.append(http("one_more"))
+    assert not small_graph(graph(*fan, edges=edges + [edge("start", "one_more")]))
+
+
+def test_a_started_blocks_config_counts_as_rendered():
+    assert not small_graph(graph(http(url="http://x/" + "{{ variables }}" * 16)))
+
+
+def test_a_triggers_block_is_not():
+    webhook = {"id": "hook", "type": "webhook", "config": {}}
+    assert not small_graph(graph(webhook, edges=[]))
 
 
 def test_templates_that_could_grow_a_value_past_the_bound_are_not():

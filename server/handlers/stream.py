@@ -72,7 +72,7 @@ class ExecuteStreamHandler(_StreamHandler):
         sse = self.open_stream()
         try:
             run, _ = await self.runtime.starter.start_request(self.workspace, workflow_id, self.execute_body,
-                                                              TRIGGER, self.depth)
+                                                              TRIGGER, self.depth, len(self.request.body))
         except ActorflowError as exc:
             extra = {k: exc.extra[k] for k in ("details", "details_omitted") if k in exc.extra}
             sse.fail(exc.message, **extra)
