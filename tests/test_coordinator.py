@@ -121,7 +121,7 @@ def start(engine, blocks, edges, variables=None, timeout=300.0, trigger="api", o
                     edges=edges, variables=variables or {}, trigger=trigger, timeout=timeout,
                     on_caller=on_caller)
     watcher = Watcher()
-    Coordinator.start(plan, engine, watcher)
+    watcher.ref = Coordinator.start(plan, engine, watcher)
     return watcher
 
 
@@ -169,8 +169,9 @@ SMALL = ([START, {"id": "check", "type": "condition",
 
 def test_a_small_run_on_the_caller_is_over_within_its_start_in_one_batch(engine):
     watcher = start(engine, *SMALL, {"n": 9}, on_caller=True)
-    # The fake writer commits at once, so the whole run was handled by Coordinator.start's caller.
-    assert watcher.ended.is_set()
+    # The fake writer commits at once, so the whole run was handled by Coordinator.start's
+    # caller, its stop too.
+    assert watcher.ended.is_set() and not watcher.ref.is_alive()
     assert watcher.result["status"] == "completed" and watcher.result["output"] == {"n": 9}
     assert [thread for _, _, thread in engine.writer.jobs] == [threading.current_thread()]
     kinds = [op[0] for op in engine.writer.jobs[0][1]]
@@ -201,7 +202,7 @@ def test_a_small_streamed_run_takes_its_first_turn_where_its_start_is_released(e
     # The fake writer reports at once, on the caller: the start is published and the
     # first turn released there, so the whole run is over within Coordinator.start.
     watcher = start(engine, *SMALL, {"n": 9}, trigger="stream", on_caller=True)
-    assert watcher.ended.is_set() and watcher.result["output"] == {"n": 9}
+    assert watcher.ended.is_set() and watcher.result["output"] == {"n": 9} and not watcher.ref.is_alive()
     assert {thread for _, _, thread in engine.writer.jobs} == {threading.current_thread()}
     assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
 
