@@ -8,6 +8,7 @@ import pytest
 
 from actors.blocks import default_registry
 from actors.coordinator import Coordinator, Engine
+from actors import coordinator as coordinator_module
 from actors import threads
 from actors.threads import PooledActor
 from actors.plan import plan_run
@@ -210,7 +211,6 @@ def test_a_small_streamed_run_takes_its_first_turn_where_its_start_is_released(e
 def test_news_of_a_block_that_is_not_inline_is_handed_to_a_pooled_thread(engine, monkeypatch):
     # Told while the first turn is still on the caller (this block fails to start at
     # once), it is left, with what follows, to a pooled thread: its output is not bounded.
-    import actors.coordinator as coordinator_module
     real = coordinator_module.start_block
 
     def failing(coordinator, message, block_type, *args, **kwargs):
