@@ -77,11 +77,13 @@ def summarize(path, top):
     with open(path) as f:
         for line in f:
             stack, _, count = line.rstrip().rpartition(" ")
-            count = int(count)
+            if not count.isdigit():
+                continue  # a stack cut by a stray carriage return in a frame's text
             frames = [fr.split(" (")[0] + " (" + fr.split(" (")[1].split(":")[0] + ")" if " (" in fr else fr
                       for fr in stack.split(";")[1:]]  # drop the thread frame
             if not frames:
                 continue
+            count = int(count)
             total += count
             self_n[frames[-1]] += count
             for fr in set(frames):
