@@ -171,6 +171,16 @@ class WaitingBlockActor(_Attempts, PooledActor):
         self._backoff_timer = None
         self._unhook = None
 
+    # Its first turn only starts the request's coroutine on the HTTP loop: short and
+    # bounded (the config is rendered already), so it runs on the thread that launches
+    # the block rather than on one more pooled thread. What comes back, the stop
+    # included, is handled on a pooled thread: a stop here would pass its launch slot
+    # on from here too, starting the next block inside this one's start.
+    turn_here = True
+
+    def fits_here(self, message):
+        return message.__class__ is RunBlock
+
     def _start_actor_loop(self):
         self.actor_ref.tell(self._first)
         self._first = None

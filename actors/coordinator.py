@@ -20,7 +20,7 @@ from .block import start_block
 from .context import CancelFlag
 from .events import end_event
 from .launches import LaunchBudget
-from .threads import PooledActor
+from .threads import ACTOR_STOP, PooledActor
 from .messages import BlockChunk, BlockDone, Cancel, Idle, RunBlock
 from .persist import RunWriter, fail_unstarted
 from .templates import Scope, render
@@ -110,12 +110,13 @@ class Coordinator(PooledActor):
             self._flush()
 
     def fits_here(self, message):
-        """On the starting thread: the run's timer, a cancel, and its inline blocks' news only.
-        An inline block's output is bounded with the graph (run_cost); another's is not."""
+        """On the starting thread: the run's timer, a cancel, its inline blocks' news and
+        its own stop only. An inline block's output is bounded with the graph (run_cost);
+        another's is not. (Handing the stop over would cost a /execute run a hand-off.)"""
         if isinstance(message, BlockDone):
             block = self.graph.blocks.get(message.block_id)
             return block is not None and self.engine.registry[block["type"]].inline
-        return isinstance(message, (Idle, Cancel))
+        return isinstance(message, (Idle, Cancel)) or message.__class__ is ACTOR_STOP
 
     def _start_actor_loop(self):
         try:

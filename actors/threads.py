@@ -152,7 +152,7 @@ with pykka.ActorRegistry._actor_refs_lock:
         pykka.ActorRegistry._actor_refs = _Refs(pykka.ActorRegistry._actor_refs)
 
 _REGISTRY = pykka.ActorRegistry
-_ACTOR_STOP = pykka.messages._ActorStop  # an actor's own stop: always handled where it is told
+ACTOR_STOP = pykka.messages._ActorStop  # an actor's own stop (what `stop()` tells it)
 _PYKKA_MESSAGES = frozenset({pykka.messages._ActorStop, pykka.messages.ProxyCall,
                              pykka.messages.ProxyGetAttr, pykka.messages.ProxySetAttr})
 
@@ -352,8 +352,7 @@ class PooledActor(EngineActor):
                     continue
             else:
                 envelope = inbox.get()   # waits up to the linger for news, else Idle
-            if (here and envelope.message.__class__ is not _ACTOR_STOP
-                    and not self.fits_here(envelope.message) and self._hand_over(envelope)):
+            if here and not self.fits_here(envelope.message) and self._hand_over(envelope):
                 return
             self._handle_envelope(envelope)
         inbox.wake = None                # no more turns; and no cycle through the inbox

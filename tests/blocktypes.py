@@ -79,6 +79,21 @@ def _busy(ctx):
     return {}
 
 
+WAIT_CALLERS = {}  # (execution_id, block_id) -> the thread that started that block's request
+
+
+def _waits(ctx):
+    """As the http block's `wait`: notes the thread starting the request, which answers at
+    once on the HTTP loop (or, with config.refuse, cannot even start)."""
+    WAIT_CALLERS[(ctx.execution_id, ctx.block_id)] = threading.current_thread()
+    if ctx.config.get("refuse"):
+        raise RuntimeError("refused before the request")
+
+    async def request():
+        return lambda: {"answered": True}
+    return request()
+
+
 TEST_TYPES = [
     BlockType("sleep", checks.common, _sleep),
     BlockType("fail", checks.common, _fail),
@@ -89,4 +104,5 @@ TEST_TYPES = [
     BlockType("busy", checks.common, _busy),
     BlockType("meet", checks.common, _meet),
     BlockType("number", checks.common, _number),
+    BlockType("waits", checks.common, lambda ctx: {"answered": True}, wait=_waits),
 ]

@@ -13,7 +13,7 @@ from actors import threads
 from actors.threads import PooledActor
 from actors.plan import plan_run
 from server.settings import Settings
-from tests.blocktypes import TEST_TYPES
+from tests.blocktypes import TEST_TYPES, WAIT_CALLERS
 from tests.helpers import START, edge
 from tests.processes import wait_until
 
@@ -223,6 +223,35 @@ def test_news_of_a_block_that_is_not_inline_is_handed_to_a_pooled_thread(engine,
     assert watcher.ended.wait(30)
     assert watcher.result["status"] == "failed" and "no room" in watcher.result["error"]
     assert engine.writer.jobs[-1][2] is not threading.current_thread()
+
+
+def test_a_waiting_block_starts_its_request_on_the_thread_that_launches_it(engine):
+    # Its first turn only starts a coroutine on the HTTP loop: no pooled thread for that.
+    watcher = start(engine, [START, {"id": "w", "type": "waits", "config": {}}], [edge("start", "w")],
+                    on_caller=True)
+    assert WAIT_CALLERS.pop(("e1", "w")) is threading.current_thread()
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "completed"
+    [done] = [e for e in watcher.events if e["type"] == "block_completed" and e["block_id"] == "w"]
+    assert done["output"] == {"answered": True}
+
+
+def test_a_waiting_block_that_ends_in_its_first_turn_ends_on_a_pooled_thread(engine, monkeypatch):
+    # Its end passes its launch slot on, which may start the next block in line: that must
+    # not happen inside the start of the block that launched it (nor on the IOLoop).
+    released = []
+    real = engine.launches.release
+
+    def release(*args):
+        released.append(threading.current_thread())
+        return real(*args)
+    monkeypatch.setattr(engine.launches, "release", release)
+    watcher = start(engine, [START, {"id": "w", "type": "waits", "config": {"refuse": True}}],
+                    [edge("start", "w")], on_caller=True)
+    assert WAIT_CALLERS.pop(("e1", "w")) is threading.current_thread()
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "failed" and "refused before the request" in watcher.result["error"]
+    assert released and threading.current_thread() not in released
 
 
 def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):
