@@ -118,6 +118,11 @@ class Coordinator(PooledActor):
             return block is not None and self.engine.registry[block["type"]].inline
         return isinstance(message, (Idle, Cancel)) or message.__class__ is ACTOR_STOP
 
+    def light(self, message):
+        """A block's chunk (and the turn's Idle): told while this actor is idle, it is
+        handled on the block's thread that tells it, not on one more woken for each token."""
+        return message.__class__ is BlockChunk or message.__class__ is Idle
+
     def _start_actor_loop(self):
         try:
             super()._start_actor_loop()

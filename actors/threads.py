@@ -248,6 +248,8 @@ class PooledInbox(LingeringInbox):
     running = False
     wake = None    # the actor's turn, set while the actor lives
     name = None    # its threads' name
+    light = None   # (message) -> bool: news the telling thread may handle itself (PooledActor.light)
+    here = None    # the actor's turn on the telling thread
 
     def __init__(self):
         super().__init__()
@@ -259,8 +261,12 @@ class PooledInbox(LingeringInbox):
             if self.running:
                 return
             self.running = True
-            wake = self.wake
-        if wake is not None:
+            wake, light = self.wake, self.light
+        if wake is None:
+            return
+        if light is not None and light(item.message):
+            self.here()
+        else:
             start_daemon(wake, self.name)
 
     def done(self) -> bool:
@@ -282,7 +288,9 @@ class PooledActor(EngineActor):
     one: `start_daemon`) for one turn: the actor handles everything in its
     inbox, one message at a time and in order as in pykka's own loop, then
     the thread is free again. A linger (see LingeringInbox) is waited on the
-    turn's thread.
+    turn's thread. Two turns may run elsewhere, never lingering: the first, on
+    the thread that releases it (`turn_here`, `fits_here`), and one for light
+    news told while the actor is idle, on the telling thread (`light`).
     """
 
     @staticmethod
@@ -293,6 +301,8 @@ class PooledActor(EngineActor):
         inbox = self.actor_inbox
         inbox.running = True     # the first turn is on its way: puts until then only queue
         inbox.wake, inbox.name = self._turn, type(self).__name__
+        if self.light is not None:
+            inbox.light, inbox.here = self.light, self._turn_on_teller
         self.release_first_turn()
 
     _holds = 1  # what the first turn still waits for: the start, and each hold_first_turn()
@@ -303,6 +313,10 @@ class PooledActor(EngineActor):
         """Whether the first turn on the releasing thread may handle `message`; if not, the
         turn hands it, and all that follows, to a pooled thread."""
         return True
+
+    light = None  # (message) -> bool: news cheap enough that, told while the actor is idle,
+    #               the telling thread takes the turn itself (never lingering), handing
+    #               anything else that comes meanwhile to a pooled thread
 
     def hold_first_turn(self):
         """Before the start: the first turn also waits for one `release_first_turn()` more."""
@@ -323,21 +337,31 @@ class PooledActor(EngineActor):
         if self.turn_here:
             self.actor_inbox.no_wait = True
             try:
-                self._first_turn(here=True)
+                self._first_turn(self.fits_here)
             finally:
                 self.actor_inbox.no_wait = False
             return
         try:
             start_daemon(self._first_turn, self.actor_inbox.name)
         except BaseException:
-            self.actor_inbox.wake = None
+            self.actor_inbox.wake = self.actor_inbox.light = self.actor_inbox.here = None
             raise
 
-    def _first_turn(self, here=False):
+    def _first_turn(self, fits=None):
         self._actor_loop_setup()
-        self._turn(here)
+        self._turn(fits)
 
-    def _turn(self, here=False):
+    def _turn_on_teller(self):
+        self.actor_inbox.no_wait = True
+        try:
+            self._turn(self.light)
+        finally:
+            self.actor_inbox.no_wait = False
+
+    def _turn(self, fits=None):
+        """Handle the inbox until it is empty. `fits`, on a thread not the actor's own (the
+        starting or the telling one): the first message it refuses, and all after it,
+        go to a pooled thread."""
         inbox = self.actor_inbox
         carried, self._carry = self._carry, None
         if carried is not None and not self.actor_stopped.is_set():
@@ -352,10 +376,10 @@ class PooledActor(EngineActor):
                     continue
             else:
                 envelope = inbox.get()   # waits up to the linger for news, else Idle
-            if here and not self.fits_here(envelope.message) and self._hand_over(envelope):
+            if fits is not None and not fits(envelope.message) and self._hand_over(envelope):
                 return
             self._handle_envelope(envelope)
-        inbox.wake = None                # no more turns; and no cycle through the inbox
+        inbox.wake = inbox.light = inbox.here = None   # no more turns; and no cycle through the inbox
         self._actor_loop_teardown()
 
     def _hand_over(self, envelope):

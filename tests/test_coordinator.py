@@ -6,7 +6,7 @@ import peewee
 import pykka
 import pytest
 
-from actors.blocks import default_registry
+from actors.blocks import BlockType, checks, default_registry
 from actors.coordinator import Coordinator, Engine
 from actors import coordinator as coordinator_module
 from actors import threads
@@ -95,11 +95,12 @@ class Watcher:
     """What the coordinator publishes (after its writes 'committed'), and the run's end."""
 
     def __init__(self):
-        self.events, self.result = [], None
+        self.events, self.result, self.threads = [], None, []
         self.ended = threading.Event()
 
     def __call__(self, execution_id, events, result):
         self.events.extend(event for _, event, _ in events)
+        self.threads.extend((event["type"], threading.current_thread()) for _, event, _ in events)
         if result is not None:
             self.result = result
             self.ended.set()
@@ -252,6 +253,29 @@ def test_a_waiting_block_that_ends_in_its_first_turn_ends_on_a_pooled_thread(eng
     assert watcher.ended.wait(30)
     assert watcher.result["status"] == "failed" and "refused before the request" in watcher.result["error"]
     assert released and threading.current_thread() not in released
+
+
+def test_a_chunk_told_to_an_idle_coordinator_is_handled_on_the_telling_thread(engine):
+    # No pooled thread is woken for each token of a streamed reply; the block's end
+    # (not light news) still goes to one.
+    go, told = threading.Event(), []
+
+    def talks(ctx):
+        assert go.wait(30)
+        told.append(threading.current_thread())
+        ctx.emit("t0")
+        return {"ok": True}
+    engine.registry = engine.registry.extended(BlockType("talks", checks.common, talks))
+    watcher = start(engine, [START, {"id": "t", "type": "talks"}], [edge("start", "t")])
+    assert wait_until(lambda: any(e["type"] == "block_started" and e["block_id"] == "t"
+                                  for e in watcher.events), 30)
+    assert wait_until(lambda: not watcher.ref.actor_inbox.running, 30)   # the coordinator is idle
+    go.set()
+    assert watcher.ended.wait(30)
+    assert watcher.result["status"] == "completed"
+    threads = dict(watcher.threads)
+    assert threads["block_chunk"] is told[0]
+    assert threads["block_completed"] is not told[0]
 
 
 def test_a_streamed_run_writes_its_start_alone_before_its_actor_runs(engine):
