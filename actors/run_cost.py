@@ -84,22 +84,16 @@ def _measure(value):
     """(characters in `value` as JSON, at most; template references in it), refs -1 when unknown."""
     if isinstance(value, str):
         return len(value) + 2, sum(1 for _ in REF.finditer(value)) if "{{" in value else 0
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
+        # Each item, with its key ("key": , in a dict) or its comma (in a list).
+        pairs = ((len(key) + 4, item) for key, item in value.items()) if isinstance(value, dict) \
+            else ((1, item) for item in value)
         size, refs = 2, 0
-        for key, item in value.items():
+        for extra, item in pairs:
             item_size, item_refs = _measure(item)
             if item_refs < 0:
                 return 0, -1
-            size += len(key) + 4 + item_size
-            refs += item_refs
-        return size, refs
-    if isinstance(value, list):
-        size, refs = 2, 0
-        for item in value:
-            item_size, item_refs = _measure(item)
-            if item_refs < 0:
-                return 0, -1
-            size += item_size + 1
+            size += extra + item_size
             refs += item_refs
         return size, refs
     if value is None or isinstance(value, (bool, int, float)):

@@ -335,11 +335,7 @@ class PooledActor(EngineActor):
             if self._holds:
                 return
         if self.turn_here:
-            self.actor_inbox.no_wait = True
-            try:
-                self._first_turn(self.fits_here)
-            finally:
-                self.actor_inbox.no_wait = False
+            self._without_waiting(self._first_turn, self.fits_here)
             return
         try:
             start_daemon(self._first_turn, self.actor_inbox.name)
@@ -352,9 +348,13 @@ class PooledActor(EngineActor):
         self._turn(fits)
 
     def _turn_on_teller(self):
+        self._without_waiting(self._turn, self.light)
+
+    def _without_waiting(self, turn, fits):
+        """`turn(fits)` on a thread that must not wait: any linger gives up at once."""
         self.actor_inbox.no_wait = True
         try:
-            self._turn(self.light)
+            turn(fits)
         finally:
             self.actor_inbox.no_wait = False
 
