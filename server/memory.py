@@ -125,6 +125,7 @@ class Housekeeper:
         self._loop = io_loop
         self._is_idle = is_idle     # () -> bool: no live run
         self._pending = None
+        self._idle_since = 0.0      # when the last live run ended (the loop's clock)
         self._trim = _malloc_trim()
         self.pacer = None           # the process's Pacer, once tune_collector() has installed it
 
@@ -134,7 +135,8 @@ class Housekeeper:
             self.pacer.run_ended()
 
     def idle(self):
-        """The last live run just ended: tidy up soon, unless runs start again."""
+        """The last live run just ended: tidy up once none has been live for IDLE_DELAY seconds."""
+        self._idle_since = self._loop.time()
         if self._pending is None:
             self._pending = self._loop.call_later(IDLE_DELAY, self._check)
 
@@ -146,8 +148,19 @@ class Housekeeper:
 
     def _check(self):
         self._pending = None
-        if self._is_idle():
-            threading.Thread(target=self._tidy, name="actorflow-tidy", daemon=True).start()
+        if not self._is_idle():
+            return  # the next idle() starts the wait again
+        # Runs that came and went meanwhile moved the wait's start: one after another
+        # (a client calling in a loop) they would otherwise pay a full collection and a
+        # trimmed heap every IDLE_DELAY seconds.
+        left = self._idle_since + IDLE_DELAY - self._loop.time()
+        if left > 0:
+            self._pending = self._loop.call_later(left, self._check)
+            return
+        self._start_tidy()
+
+    def _start_tidy(self):
+        threading.Thread(target=self._tidy, name="actorflow-tidy", daemon=True).start()
 
     def _tidy(self):
         pacer = self.pacer

@@ -13,7 +13,7 @@ import weakref
 import pykka
 import pytest
 
-from server.memory import Housekeeper, Pacer
+from server.memory import IDLE_DELAY, Housekeeper, Pacer
 from tests.helpers import START, edge, wait_for, wait_until
 from tests.llm_fixtures import closed_port_url, echo  # noqa: F401  (echo: a fixture)
 from tests.sse_client import SSEClient
@@ -197,3 +197,71 @@ def test_the_idle_tidy_frees_frozen_cycles_and_freezes_what_is_left(pacer):
     housekeeper._tidy()
     assert gone() is None
     assert frozen(kept)             # as at start-up
+
+
+class ManualLoop:
+    """The few IOLoop calls Housekeeper makes, on a clock the test moves."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.timers = []
+
+    def time(self):
+        return self.now
+
+    def call_later(self, delay, fn):
+        timer = [self.now + delay, fn]
+        self.timers.append(timer)
+        return timer
+
+    def remove_timeout(self, timer):
+        self.timers.remove(timer)
+
+    def advance(self, seconds):
+        """Move the clock on, firing each timer that falls due on the way, in order."""
+        end = self.now + seconds
+        while self.timers and min(t[0] for t in self.timers) <= end:
+            timer = min(self.timers, key=lambda t: t[0])
+            self.timers.remove(timer)
+            self.now = timer[0]
+            timer[1]()
+        self.now = end
+
+
+class CountingHousekeeper(Housekeeper):
+    def __init__(self, loop, is_idle):
+        super().__init__(loop, is_idle)
+        self.tidied = []
+
+    def _start_tidy(self):
+        self.tidied.append(self._loop.time())   # here, not on a thread: the test sees it at once
+
+
+def test_the_idle_tidy_waits_for_a_whole_quiet_spell():
+    loop, live = ManualLoop(), [0]
+    keeper = CountingHousekeeper(loop, lambda: live[0] == 0)
+    keeper.idle()                       # the last run ended at 0
+    # A client calling in a loop: a short run now and then, never quiet for IDLE_DELAY.
+    for _ in range(10):
+        loop.advance(1.5)
+        live[0] = 1
+        loop.advance(0.01)
+        live[0] = 0
+        keeper.idle()
+    assert keeper.tidied == []
+    last_end = loop.time()
+    loop.advance(IDLE_DELAY + 0.5)
+    assert keeper.tidied == [last_end + IDLE_DELAY]
+
+
+def test_no_tidy_while_a_run_is_live():
+    loop, live = ManualLoop(), [0]
+    keeper = CountingHousekeeper(loop, lambda: live[0] == 0)
+    keeper.idle()
+    live[0] = 1                         # a long run, started before the wait is over
+    loop.advance(10 * IDLE_DELAY)
+    assert keeper.tidied == [] and loop.timers == []
+    live[0] = 0
+    keeper.idle()
+    loop.advance(IDLE_DELAY)
+    assert keeper.tidied == [10 * IDLE_DELAY + IDLE_DELAY]
