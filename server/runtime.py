@@ -19,6 +19,7 @@ from models.store import Readers, Store
 from .auth import AuthCache
 from .bridge import Bridge
 from .followers import Followers
+from .idle_work import IdleWork
 from .ratelimit import FailureLimiter
 from .resume import Recovery, claim_at_start
 from .execution_start import RunStarter
@@ -51,6 +52,7 @@ class Runtime:
         # Runs of servers that stopped before this one started: claimed now, started once we listen.
         self._orphans = claim_at_start(self.db, self.owner, self.stale_after(), settings.resume)
         self.bridge = Bridge(io_loop)
+        self.idle_work = IdleWork(io_loop.asyncio_loop)
         self.writer = Writer(self.db, self.bridge)
         self.writer.start()
         self.readers = Readers(self.db, settings.db_readers)
@@ -93,8 +95,9 @@ class Runtime:
 
     def _after_published(self, fn):
         """From any thread: `fn()` on the loop after what was published before it, and after the
-        loop has acted on that (a stream's write, a 202): those wake-ups were queued first."""
-        self.bridge.call(_soon, fn)
+        loop has acted on that (a stream's write, a 202), once it has nothing more urgent to do:
+        other requests' answers go first (see idle_work)."""
+        self.bridge.call(self.idle_work.add, fn)
 
     def listening_on(self, sockets):
         """Tell the engine where this server listens (once, after binding): http blocks may not call it."""
@@ -159,7 +162,3 @@ class Runtime:
         for ref in pykka.ActorRegistry.get_all():
             ref.stop(block=False)
         self.db.close()
-
-
-def _soon(fn):
-    asyncio.get_running_loop().call_soon(fn)
