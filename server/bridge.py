@@ -28,7 +28,12 @@ class Bridge:
         with self._lock:
             pending, self._pending = self._pending, []
         for fn, args in pending:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("callback on the IOLoop failed")
+            call_logged(fn, *args)
+
+
+def call_logged(fn, *args):
+    """`fn(*args)` on the loop; an exception is logged, not raised into the loop's turn."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("callback on the IOLoop failed")

@@ -18,10 +18,9 @@ every job runs at the next turn, as if the loop were always idle.
 """
 
 import collections
-import logging
 import time
 
-log = logging.getLogger(__name__)
+from .bridge import call_logged
 
 SLICE = 0.002       # seconds of queued work per idle turn of the loop
 MAX_WAIT = 1.0      # a job that has waited this long runs even while the loop is busy
@@ -59,11 +58,11 @@ class IdleWork:
         # that turn's look at the sockets: what the look found is in the ready queue already.
         if self._busy():
             if waiting and self._clock() - waiting[0][0] >= self.max_wait:
-                _call(waiting.popleft()[1])
+                call_logged(waiting.popleft()[1])
         else:
             end = self._clock() + self.slice
             while waiting:
-                _call(waiting.popleft()[1])
+                call_logged(waiting.popleft()[1])
                 if self._busy() or self._clock() >= end:
                     break
         if waiting:
@@ -71,10 +70,3 @@ class IdleWork:
 
     def _busy(self):
         return bool(self._ready)
-
-
-def _call(fn):
-    try:
-        fn()
-    except Exception:
-        log.exception("callback on the IOLoop failed")
