@@ -31,9 +31,9 @@ def ours(obj):
 def cyclic_garbage(runtime):
     """What the collector would free now, as type names (the objects themselves are let go).
 
-    An earlier test's server (its Runtime, and everything tied to it in the garbage)
-    may become collectable at any time; it is not this test's runs' doing, so it is
-    left out.
+    An earlier test's server or engine (its Runtime or Engine, and everything tied to
+    it in the garbage) may become collectable at any time, once a thread of it lets go;
+    it is not this test's runs' doing, so it is left out.
     """
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
@@ -48,7 +48,8 @@ def cyclic_garbage(runtime):
 
 
 def earlier_servers(garbage, runtime):
-    """Ids of the garbage connected (either way) to a Runtime other than `runtime`."""
+    """Ids of the garbage connected (either way) to a Runtime other than `runtime`, or to
+    an Engine other than its own (tests/test_coordinator.py makes engines of its own)."""
     index = {id(o): o for o in garbage}
     linked = {key: [] for key in index}
     for key, obj in index.items():
@@ -56,7 +57,9 @@ def earlier_servers(garbage, runtime):
             if id(ref) in index:
                 linked[key].append(id(ref))
                 linked[id(ref)].append(key)
-    todo = [key for key, obj in index.items() if type(obj).__name__ == "Runtime" and obj is not runtime]
+    todo = [key for key, obj in index.items()
+            if (type(obj).__name__ == "Runtime" and obj is not runtime)
+            or (type(obj).__name__ == "Engine" and obj is not runtime.engine)]
     seen = set(todo)
     while todo:
         for key in linked[todo.pop()]:
