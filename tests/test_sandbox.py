@@ -591,12 +591,23 @@ def test_user_namespaces_are_refused(pool):
     assert seen == ["threads still work"]
 
 
+def marked(pid):
+    """Whether process `pid`'s command line carries a sandbox owner's mark yet."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return OWNER_MARK.encode() in f.read()
+    except OSError:
+        return False
+
+
 def test_a_new_pool_kills_what_a_dead_server_left():
     me = f"{os.getpid()}:{open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]}"
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
     orphan = subprocess.Popen(sleeper + [f"{OWNER_MARK}999999999:0"])  # its server is gone
     ours = subprocess.Popen(sleeper + [f"{OWNER_MARK}{me}"])  # its server (this test) lives
     try:
+        # Until a child has exec'd, /proc shows this process's command line, without the mark.
+        assert wait_until(lambda: all(marked(proc.pid) for proc in (orphan, ours)))
         p = SandboxPool(size=0, memory_mb=256, cpu_seconds=20)
         p.close()
         assert orphan.wait(5) == -signal.SIGKILL
