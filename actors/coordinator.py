@@ -168,7 +168,7 @@ class Coordinator(PooledActor):
             ready, skipped = self._resume(plan.resume)
         if not self.over and not self.writes.refused:  # refused: its Cancel is next in the inbox
             self._decide(ready, skipped)
-        if self.launched and not self.over and plan.trigger not in ANNOUNCED:
+        if self.launched and not self.over and (plan.trigger not in ANNOUNCED or self.turn_here):
             self.actor_inbox.linger = LINGER
         else:
             self._flush()

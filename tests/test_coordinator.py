@@ -207,6 +207,9 @@ def test_a_small_streamed_run_takes_its_first_turn_where_its_start_is_released(e
     assert watcher.ended.is_set() and watcher.result["output"] == {"n": 9} and not watcher.ref.is_alive()
     assert {thread for _, _, thread in engine.writer.jobs} == {threading.current_thread()}
     assert [e["type"] for e in watcher.events][:2] == ["execution_started", "block_started"]
+    # Two commits: the start, which the stream's first event waits for, then the rest.
+    writes = [ops for fn, ops, _ in engine.writer.jobs if fn is not None]
+    assert len(writes) == 2 and [op[0] for op in writes[0]] == ["run", "event"]
 
 
 def test_news_of_a_block_that_is_not_inline_is_handed_to_a_pooled_thread(engine, monkeypatch):
