@@ -97,14 +97,15 @@ class SandboxPool:
     """A thread-safe pool of single-use sandbox processes.
 
     `size` processes are kept started and waiting; `memory_mb` bounds each
-    one's address space, `cpu_seconds` its CPU time. `run` may be called from
-    any number of threads at once; `close` kills every process.
+    one's address space, `cpu_seconds` its CPU time; `cpus`, when given, are
+    the CPUs each runs on (the server's own threads may be on fewer). `run` may
+    be called from any number of threads at once; `close` kills every process.
     """
 
     def __init__(self, size=2, memory_mb=512, cpu_seconds=60, *, max_processes=32,
                  file_mb=16, max_files=256, max_result_bytes=16 * 1024 * 1024, python=None,
                  uid_base=60600, uid_count=512, lock_dir="/run/actorflow-sandbox",
-                 network=False, concurrency=None):
+                 network=False, concurrency=None, cpus=None):
         self.size = max(0, int(size))
         self.memory_mb = int(memory_mb)
         self.cpu_seconds = int(cpu_seconds)
@@ -113,7 +114,8 @@ class SandboxPool:
         self._limits = {"as_bytes": self.memory_mb * 1024 * 1024, "cpu_seconds": self.cpu_seconds,
                         "nproc": max_processes, "fsize": file_mb * 1024 * 1024,
                         "nofile": max_files, "tmp_mb": max(1, self.memory_mb // 2),
-                        "small_tmp_mb": file_mb}
+                        "small_tmp_mb": file_mb,
+                        "cpus": sorted(cpus) if cpus else None}  # what the processes run on
         self._slots = _Slots(self.concurrency)
         self._guards = ()
         self._cond = threading.Condition()

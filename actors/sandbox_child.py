@@ -71,6 +71,9 @@ def main(argv):
     opts = json.loads(argv[0])
     result_fd, lifeline = opts["result_fd"], opts["lifeline_fd"]
     guards = set(opts["guards"])
+    if opts.get("cpus") and hasattr(os, "sched_setaffinity"):
+        # The server's threads share one CPU (server/one_cpu.py); code gets all it was given.
+        os.sched_setaffinity(0, opts["cpus"])
     _limit(resource.RLIMIT_CORE, 0)
     try:
         _enter_namespaces(_clone_flags(guards))

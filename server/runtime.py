@@ -41,7 +41,7 @@ class Runtime:
     the runs it starts exist.
     """
 
-    def __init__(self, settings, io_loop, registry=None):
+    def __init__(self, settings, io_loop, registry=None, cpus=None):
         from models.writer import Writer
         self.settings = settings
         self.registry = registry or default_registry()
@@ -69,7 +69,7 @@ class Runtime:
         self.services["sandbox"] = SandboxPool(
             size=settings.sandbox_pool, memory_mb=settings.code_memory_mb,
             cpu_seconds=settings.code_cpu_seconds, concurrency=settings.code_concurrency,
-            network=settings.code_network, max_result_bytes=settings.max_value_bytes)
+            network=settings.code_network, max_result_bytes=settings.max_value_bytes, cpus=cpus)
         self.engine = Engine(registry=self.registry, writer=self.writer, timers=self.timers,
                              settings=settings, owner=self.owner, services=self.services,
                              after_published=self._after_published)

@@ -30,8 +30,11 @@ class StartupError(Exception):
 
 def serve(settings):
     from . import logformat
+    from .one_cpu import OneCpu
     logformat.configure(settings.log_format)
-    return asyncio.run(_serve(settings))
+    # Before any thread starts: each inherits the CPU of the thread that starts it.
+    one_cpu = OneCpu.start() if settings.one_cpu else None
+    return asyncio.run(_serve(settings, one_cpu))
 
 
 def bind(host, port):
@@ -77,13 +80,14 @@ def check_data_dir(database_url):
         raise StartupError(f"data directory {directory} is not writable: {exc.strerror}; {fix}") from None
 
 
-def open_runtime(settings, io_loop):
-    """The Runtime, with database failures turned into StartupError."""
+def open_runtime(settings, io_loop, cpus=None):
+    """The Runtime, with database failures turned into StartupError. `cpus`: those code
+    blocks run on, when the server's own threads are on fewer."""
     import peewee
     from .runtime import Runtime
     check_data_dir(settings.database_url)
     try:
-        return Runtime(settings, io_loop)
+        return Runtime(settings, io_loop, cpus=cpus)
     except (peewee.OperationalError, peewee.DatabaseError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StartupError(f"cannot open database {redact_url(settings.database_url)}: {reason}; "
@@ -113,16 +117,17 @@ def bootstrap_key(settings):
         print(f"No API key existed, so one was made. It is shown only this once:\n{key}", flush=True)
 
 
-async def _serve(settings):
-    from tornado.ioloop import IOLoop
+async def _serve(settings, one_cpu=None):
+    from tornado.ioloop import IOLoop, PeriodicCallback
     from .app import make_app, make_server
     from .ioloop import PausingIOLoop
     from .memory import tune_collector
+    from .one_cpu import CHECK_EVERY
 
     PausingIOLoop()   # IOLoop.current() from here on
     sockets = bind(settings.host, settings.port)
     try:
-        runtime = open_runtime(settings, IOLoop.current())
+        runtime = open_runtime(settings, IOLoop.current(), one_cpu.spread if one_cpu else None)
     except StartupError:
         for sock in sockets:
             sock.close()
@@ -132,6 +137,8 @@ async def _serve(settings):
     server.add_sockets(sockets)
     runtime.listening_on(sockets)
     runtime.housekeeper.pacer = tune_collector(lambda: len(runtime.runs.live))
+    if one_cpu is not None:
+        PeriodicCallback(one_cpu.check, CHECK_EVERY * 1000, jitter=0.2).start()
     # Before the line below: whoever waits for it may stop us at once.
     signals = asyncio.Queue()
     loop = asyncio.get_running_loop()

@@ -60,6 +60,7 @@ class Settings:
     resume: bool = True     # runs of a stopped server go on (false: they are marked failed)
     max_map_items: int = 10000  # items one map block may run over
     reattach_poll: float | None = None  # re-attached runs of other processes: seconds between reads
+    one_cpu: bool = True    # the server's threads share one CPU (server/one_cpu.py)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -133,6 +134,7 @@ _FIELDS = {
     "resume": ("ACTORFLOW_RESUME", flag),
     "max_map_items": ("ACTORFLOW_MAX_MAP_ITEMS", int),
     "reattach_poll": ("ACTORFLOW_REATTACH_POLL", float),
+    "one_cpu": ("ACTORFLOW_ONE_CPU", flag),
 }
 
 # name -> what it means, for --help (docs/api.md has the longer story).
@@ -179,6 +181,8 @@ MEANINGS = {
     "max_map_items": "most items one map block may run over",
     "reattach_poll": "seconds between reads of a re-attached run another process owns "
                      "(default 1, or 10 with PostgreSQL notifications)",
+    "one_cpu": "true: the server's threads share one CPU, moved off one other programs crowd "
+               "(code blocks keep them all)",
 }
 
 
