@@ -139,6 +139,8 @@ class RunStream:
         self.dropped = False
         self.wake = Wake()
         self.last_write = time.monotonic()
+        self.parked = False      # the writer waits for news, all before it written and flushed
+        self.sent = None         # (flush future, last) of what push() wrote, for the writer to see through
 
     # -- what to send (all synchronous, on the loop) --------------------------
 
@@ -208,7 +210,23 @@ class RunStream:
                 self.complete = True
                 self._unsubscribe()
                 break
+        if self.parked:
+            self._write_now()
         self.wake.set()
+
+    def _write_now(self):
+        """Write what came to a writer waiting for it, now rather than on its next turn
+        of the loop (a token's way to the client is a loop turn shorter); the writer
+        then only waits for the flush, as after its own writes."""
+        self.parked = False  # news before the writer wakes only queues
+        if self.closed or self._stream_closed():
+            return
+        text, last = self._take()
+        if text:
+            self.handler.write(text)
+            future = self.handler.flush()
+            future.add_done_callback(_quietly)  # seen, even if the connection closes first
+            self.sent = (future, last)
 
     # -- ending ---------------------------------------------------------------
 
@@ -269,6 +287,11 @@ class RunStream:
     async def _serve(self):
         headers = True  # sent at once, with whatever is ready already (one write, not two)
         while not self.closed:
+            if self.sent is not None:
+                (future, last), self.sent = self.sent, None
+                if not await self._flushed(future) or last:
+                    return
+                continue
             text, last = self._take()
             if text or headers:
                 headers = False
@@ -340,14 +363,21 @@ class RunStream:
             return
         if clear:
             self.wake.clear()
-        await self.wake.wait(min(wait, due))
+        self.parked = not self.poll
+        try:
+            await self.wake.wait(min(wait, due))
+        finally:
+            self.parked = False
 
     async def _flush(self):
         """Flush what was written; False once the connection is gone or dropped."""
         if self.closed or self._stream_closed():
             self.close()
             return False
-        future = self.handler.flush()
+        return await self._flushed(self.handler.flush())
+
+    async def _flushed(self, future):
+        """Wait for a flush; False once the connection is gone or dropped."""
         if not future.done():
             done, _ = await asyncio.wait([future], timeout=self.stall)
             if not done:

@@ -517,6 +517,57 @@ async def test_the_writers_wake_up_returns_when_set_or_at_its_timeout():
     assert not wake.is_set() and await wake.wait(0.01) is False
 
 
+class RecordingHandler:
+    """What RunStream uses of a RequestHandler: records each write and flush."""
+
+    _finished = False
+
+    def __init__(self):
+        self.writes, self.flushes = [], 0
+        self.request = type("Request", (), {"connection": None})()
+
+    def set_status(self, status):
+        pass
+
+    def set_header(self, name, value):
+        pass
+
+    def write(self, text):
+        self.writes.append(text)
+
+    def flush(self):
+        self.flushes += 1
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def finish(self):
+        self._finished = True
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_news_for_a_waiting_stream_is_written_within_the_publish():
+    # Not on the writer's next turn of the loop: a token reaches the client a turn sooner.
+    from server.runs import LiveRun
+    from server.sse import RunStream
+    handler = RecordingHandler()
+    sse = RunStream(handler, None, 15, None, None)
+    sse.start()
+    run = LiveRun("e1", "w1", None)
+    sse.follow(run)
+    serving = asyncio.ensure_future(sse.serve())
+    for _ in range(10):   # its headers go out, then it waits for news
+        await asyncio.sleep(0)
+    assert handler.flushes == 1 and handler.writes == [] and not serving.done()
+    chunk = {"type": "block_chunk", "block_id": "b", "chunk": "t0"}
+    run.add([(1, chunk, json.dumps(chunk))], None)
+    assert handler.writes == [f"id: 1\ndata: {json.dumps(chunk)}\n\n"] and handler.flushes == 2
+    end = {"type": "execution_completed", "execution_id": "e1"}
+    run.add([(2, end, json.dumps(end))], {"status": "completed"})
+    await serving
+    assert len(handler.writes) == 2 and handler.flushes == 3 and handler._finished
+
+
 # -- a workflow streamed before starts without a read; its start checks the version ----
 
 
