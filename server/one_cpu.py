@@ -135,7 +135,11 @@ class OneCpu:
             here = current_cpu(one._read("/proc/self/stat"))
         except (OSError, ValueError, IndexError):
             here = min(spread)
-        one.move(here if here in spread else min(spread))
+        try:
+            one.move(here if here in spread else min(spread))
+        except OSError as exc:  # e.g. a sandbox that refuses sched_setaffinity
+            log.warning("could not keep the server's threads on one CPU: %s", exc)
+            return None
         return one
 
     def move(self, cpu):
@@ -155,5 +159,8 @@ class OneCpu:
         if target is not None and self._chance() < MOVE_CHANCE:
             log.info("CPU %d is busy with other programs; moving the server's threads to CPU %d",
                      self.cpu, target)
-            self.move(target)
-            self._last = None  # the next window starts on the new CPU
+            try:
+                self.move(target)
+            except OSError as exc:  # the CPU was taken from us (a container's CPU set changed)
+                log.warning("could not move the server's threads to CPU %d: %s", target, exc)
+            self._last = None  # the next window starts afresh

@@ -87,6 +87,20 @@ def test_check_moves_every_thread_when_another_program_takes_the_cpu(caplog):
     assert pinned == [0, 1]
 
 
+def test_a_cpu_that_cannot_be_had_is_logged_and_the_server_stays(caplog):
+    proc = FakeProc()
+
+    def refuse(cpu):
+        if cpu != 0:
+            raise OSError(22, "Invalid argument")
+    one = OneCpu({0, 1}, read=proc.read, pin=refuse, chance=lambda: 0.0)
+    one.move(0)
+    one.check()
+    proc.files.update({"/proc/stat": stat(100, 0, 5, 95), "/proc/self/stat": self_stat(10, 5)})
+    one.check()
+    assert one.cpu == 0 and "could not move the server's threads to CPU 1" in caplog.text
+
+
 def test_check_stays_where_it_is_without_proc():
     def unreadable(path):
         raise FileNotFoundError(path)
