@@ -4,8 +4,9 @@
 
 P1 drives `POST /execute` of starter -> condition -> response with wrk (a
 separate process; `apt-get install wrk`, else the Python client, said so),
-pinned (server on CPU 0, wrk on CPU 1, with taskset) and unpinned, next to
-the bare handler. P2 times a 1000-block chain, a 1000-wide fan-out with a
+pinned (server on CPU 0, wrk on CPU 1, with taskset) and unpinned (the
+server keeps its threads on a CPU of its choosing: ACTORFLOW_ONE_CPU), next
+to the bare handler. P2 times a 1000-block chain, a 1000-wide fan-out with a
 join, and saving a 5,000-block graph. P3 is webhook -> 202 at one
 connection. P4 puts thousands of runs in flight, each waiting on a slow local
 endpoint, and reads RSS and threads. P5 is SSE: request -> first event, and
