@@ -131,9 +131,14 @@ def test_every_thread_is_moved_also_those_started_meanwhile():
         for t in threads:
             t.start()
         pin_threads({CPUS[1]})
+        masks = set()
+        for name in os.listdir("/proc/self/task"):   # while they still start threads
+            try:
+                masks.add(tuple(sorted(os.sched_getaffinity(int(name)))))
+            except ProcessLookupError:
+                pass  # ended since the listing
         stop.set()
-        masks = {{name: sorted(os.sched_getaffinity(int(name))) for name in os.listdir("/proc/self/task")}}
-        print(json.dumps(sorted(set(map(tuple, masks.values())))))
+        print(json.dumps(sorted(masks)))
         for t in threads + started:
             t.join()
     """)
