@@ -44,15 +44,20 @@ def cpu_ticks(stat_text):
     return ticks
 
 
+def _stat_fields(self_stat_text):
+    """/proc/self/stat's fields from the third (state) on: the name before may hold spaces."""
+    return self_stat_text.rsplit(")", 1)[1].split()
+
+
 def own_ticks(self_stat_text):
     """The process's CPU time (user + system, all threads) in clock ticks, from /proc/self/stat."""
-    fields = self_stat_text.rsplit(")", 1)[1].split()
+    fields = _stat_fields(self_stat_text)
     return int(fields[11]) + int(fields[12])
 
 
 def current_cpu(self_stat_text):
     """The CPU the process's main thread last ran on, from /proc/self/stat."""
-    return int(self_stat_text.rsplit(")", 1)[1].split()[36])
+    return int(_stat_fields(self_stat_text)[36])
 
 
 def move_to(current, allowed, before, after, own_used):
@@ -61,21 +66,15 @@ def move_to(current, allowed, before, after, own_used):
     `before` and `after` are cpu_ticks() readings; `own_used` is the ticks the
     server used between them (all on `current`).
     """
-    if current not in before or current not in after:
-        return None
-    busy, total = (a - b for a, b in zip(after[current], before[current]))
+    spent = {cpu: (after[cpu][0] - before[cpu][0], after[cpu][1] - before[cpu][1])
+             for cpu in set(allowed) | {current} if cpu in before and cpu in after}
+    busy, total = spent.get(current, (0, 0))
     if total <= 0:
         return None
     others = max(0, busy - own_used) / total
     if others < CROWDED:
         return None
-    shares = {}
-    for cpu in allowed:
-        if cpu == current or cpu not in before or cpu not in after:
-            continue
-        cpu_busy, cpu_total = (a - b for a, b in zip(after[cpu], before[cpu]))
-        if cpu_total > 0:
-            shares[cpu] = cpu_busy / cpu_total
+    shares = {cpu: b / t for cpu, (b, t) in spent.items() if cpu != current and t > 0}
     if not shares:
         return None
     idlest = min(shares, key=lambda cpu: (shares[cpu], cpu))
@@ -83,12 +82,11 @@ def move_to(current, allowed, before, after, own_used):
 
 
 def pin_threads(cpu, task_dir="/proc/self/task"):
-    """Set every thread of this process to `cpu` alone. Returns how many were set.
+    """Set every thread of this process to `cpu` alone.
 
     A thread started meanwhile by one not yet moved would keep the old CPU:
     look again until a pass finds none left.
     """
-    moved = 0
     for _ in range(3):
         left = 0
         for name in os.listdir(task_dir):
@@ -99,10 +97,8 @@ def pin_threads(cpu, task_dir="/proc/self/task"):
                     left += 1
             except (ProcessLookupError, PermissionError):
                 pass  # ended meanwhile
-        moved += left
         if not left:
             break
-    return moved
 
 
 def _read(path):
