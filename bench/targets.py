@@ -10,7 +10,8 @@ to the bare handler. P2 times a 1000-block chain, a 1000-wide fan-out with a
 join, and saving a 5,000-block graph. P3 is webhook -> 202 at one
 connection. P4 puts thousands of runs in flight, each waiting on a slow local
 endpoint, and reads RSS and threads. P5 is SSE: request -> first event, and
-how much a streamed LLM token adds between provider and client. Last, a warm
+how much a streamed LLM token adds between provider and client, next to a
+bare relay (a thread reading the provider, the loop writing). Last, a warm
 code block's overhead. Each target prints PASS or MISS; figures are medians
 of --repeat rounds. Not a test: it takes minutes, and the machine is noisy.
 """
@@ -273,14 +274,17 @@ def p5(args):
         llm = servers.workflow([{"id": "start", "type": "starter"},
                                 {"id": "ask", "type": "llm", "config": {"prompt": "hi"}}],
                                [{"source": "start", "target": "ask"}])
-        added = []
-        for _ in range(args.repeat):
-            provider.sent.clear()
-            provider.script_tokens()
-            arrivals = [at for at, e in _sse(f"{servers.url}/api/workflows/{llm}/execute/stream", {})
-                        if e["type"] == "block_chunk"]
-            added += [a - s for a, s in zip(arrivals, provider.sent)]
-        verdict("P5 LLM token, provider -> client p50", f"{median(added) * 1e3:.2f} ms", "<= 1 ms",
+        relay = servers.bare_url.replace("/bare", "/relay")
+        added, bare_added = [], []
+        for into, url, body in ((added, f"{servers.url}/api/workflows/{llm}/execute/stream", {}),
+                                (bare_added, relay, {"url": provider.url})):
+            for _ in range(args.repeat):
+                provider.sent.clear()
+                provider.script_tokens()
+                arrivals = [at for at, e in _sse(url, body) if e["type"] == "block_chunk"]
+                into += [a - s for a, s in zip(arrivals, provider.sent)]
+        verdict("P5 LLM token, provider -> client p50",
+                f"{median(added) * 1e3:.2f} ms (bare relay {median(bare_added) * 1e3:.2f})", "<= 1 ms",
                 median(added) <= 0.001)
     finally:
         servers.close()
