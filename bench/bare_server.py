@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import tornado.ioloop
 import tornado.web
 
+from server.one_cpu import current_cpu
+
 
 class Echo(tornado.web.RequestHandler):
     def post(self):
@@ -76,7 +78,7 @@ def _current_cpu():
     """The CPU this thread runs on (Linux), else None."""
     try:
         with open("/proc/thread-self/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[36])
+            return current_cpu(f.read())
     except (OSError, IndexError, ValueError):
         return None
 
